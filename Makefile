@@ -1,0 +1,64 @@
+# fmnist: the single entry point. `make demo` runs the main job, `make test` the test suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+PIP_FLAGS := --quiet --disable-pip-version-check --no-input
+# The machine's pip config may list optional local indexes that do not exist; hide that noise.
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
+STAMP := $(VENV)/.installed
+FMNIST := $(BIN)/fmnist
+PYTEST_ARGS ?=
+
+.PHONY: help install lock data demo test test-heavy lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements/lock.txt requirements/constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned dependencies into $(VENV) (first time: a few minutes)"
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -r requirements/lock.txt $(QUIET_PIP)
+	$(PIP) install $(PIP_FLAGS) --no-deps -e . $(QUIET_PIP)
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create the virtual environment and install the pinned dependencies
+
+lock: ## Re-resolve the extras and rewrite requirements/lock.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,dev]' $(QUIET_PIP)
+	$(PIP) freeze --exclude-editable | grep -v '^fmnist' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/lock.txt
+	@touch $(STAMP)
+
+data: $(STAMP) ## Install Debian's dataset package when possible, then fetch and verify the data
+	@bash scripts/install-dataset.sh
+	$(FMNIST) data fetch
+
+demo: data ## Set everything up and run the main job
+	$(FMNIST) data validate
+	$(FMNIST) data snapshot
+	$(FMNIST) data list
+
+test: $(STAMP) ## Run the test suite with coverage (heavy tests excluded)
+	@bash scripts/install-dataset.sh || true
+	$(BIN)/pytest -m "not heavy" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
+
+test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
+	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint + format check), mypy and the docstring coverage
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/interrogate src/fmnist
+
+bench: data ## Run the benchmarks and print measured figures
+	$(BIN)/python benchmarks/bench_data.py
+
+clean: ## Remove the virtual environment and caches (keeps data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -1,0 +1,311 @@
+"""One settings object for the whole system, with provenance for every value.
+
+Precedence, highest first: ``FMNIST_*`` environment variables (nested keys joined by ``__``, for
+example ``FMNIST_DATA__VAL_FRACTION``), a YAML file (``--config`` or ``FMNIST_CONFIG``), defaults.
+The defaults are the embedded local mode: no servers, everything under :attr:`Settings.home`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from fmnist.errors import ConfigError
+
+Profile = Literal["local", "gcp", "agnostic"]
+ENV_PREFIX = "FMNIST_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_ENV_VAR = "FMNIST_CONFIG"
+
+OFFICIAL_MIRRORS: tuple[str, ...] = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+"""The official Fashion-MNIST download locations (Zalando Research), tried in order."""
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fmnist"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSettings(_Section):
+    """Where the raw data comes from and how snapshots are split and stored."""
+
+    mirrors: list[str] = Field(default_factory=lambda: list(OFFICIAL_MIRRORS), min_length=1)
+    download_retries: int = Field(3, ge=0, le=10, description="retries per file and mirror")
+    download_timeout_s: float = Field(60.0, gt=0)
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="stratified validation split")
+    split_seed: int = Field(42, ge=0)
+    snapshot_format: Literal["parquet", "npz"] = "parquet"
+
+
+class ValidationSettings(_Section):
+    """Thresholds of ``fmnist data validate``; a violation fails the command with exit code 1."""
+
+    blank_range: int = Field(16, ge=0, le=255, description="max-min pixel range of a blank image")
+    saturated_pixel_fraction: float = Field(
+        0.6, gt=0, le=1, description="share of 255-valued pixels that makes an image saturated"
+    )
+    max_blank_fraction: float = Field(0.001, ge=0, le=1)
+    max_saturated_fraction: float = Field(0.001, ge=0, le=1)
+    max_duplicate_fraction: float = Field(0.005, ge=0, le=1, description="extra copies per split")
+    max_conflicting_label_fraction: float = Field(
+        0.001, ge=0, le=1, description="share of images whose exact copy carries another label"
+    )
+    max_leakage_fraction: float = Field(
+        0.005, ge=0, le=1, description="share of test images whose exact copy is in train"
+    )
+    max_class_imbalance: float = Field(1.5, ge=1, description="largest / smallest class count")
+
+
+class TrackingSettings(_Section):
+    """MLflow tracking and model registry; defaults to a SQLite store under ``home``."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default sqlite:///<home>/mlflow/mlflow.db"
+    )
+    artifact_root: str | None = Field(
+        None, description="artifact location for new experiments; default <home>/mlflow/artifacts"
+    )
+    experiment: str = Field("fmnist", min_length=1)
+    registered_model: str = Field("fmnist-classifier", min_length=1)
+
+
+class GateSettings(_Section):
+    """Promotion gates applied by ``fmnist evaluate`` before a model may become champion."""
+
+    min_accuracy: float = Field(0.90, ge=0, le=1)
+    min_class_recall: float = Field(0.60, ge=0, le=1, description="floor for every class")
+    max_ece: float = Field(0.05, ge=0, le=1, description="after temperature scaling")
+    mcnemar_alpha: float = Field(
+        0.05, gt=0, lt=1, description="a challenger must beat the champion at this level"
+    )
+
+
+class GcpSettings(_Section):
+    """Google Cloud settings used by the ``gcp`` profile."""
+
+    project: str | None = None
+    region: str = "europe-west4"
+    bucket: str | None = None
+
+
+class AgnosticSettings(_Section):
+    """Cloud-agnostic settings used by the ``agnostic`` profile (S3-compatible object store)."""
+
+    object_store_url: str | None = Field(None, description="for example s3://fmnist (MinIO)")
+
+
+class Settings(BaseSettings):
+    """Effective configuration of fmnist; build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    profile: Profile = Field("local", description="selects the adapters: local | gcp | agnostic")
+    home: Path = Field(Path("data"), description="local working folder (lake, tracking, logs)")
+    lake_url: str | None = Field(
+        None, description="data lake root, any fsspec URL; default depends on the profile"
+    )
+    data_dir: Path | None = Field(None, description="a folder holding the four IDX files")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    debian_data_dir: Path = Path("/usr/share/datasets/fashion-mnist")
+    data: DataSettings = Field(default_factory=DataSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    gcp: GcpSettings = Field(default_factory=GcpSettings)
+    agnostic: AgnosticSettings = Field(default_factory=AgnosticSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the YAML file's values (passed as init arguments)."""
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _profile_needs(self) -> Settings:
+        if self.lake_url is None:
+            if self.profile == "gcp" and not self.gcp.bucket:
+                raise ValueError("profile 'gcp' needs gcp.bucket (or an explicit lake_url)")
+            if self.profile == "agnostic" and not self.agnostic.object_store_url:
+                raise ValueError(
+                    "profile 'agnostic' needs agnostic.object_store_url (or an explicit lake_url)"
+                )
+        return self
+
+    @property
+    def resolved_lake_url(self) -> str:
+        """The data lake root: ``lake_url`` if set, else the profile's default location."""
+        if self.lake_url:
+            return self.lake_url
+        if self.profile == "gcp":
+            return f"gs://{self.gcp.bucket}/lake"
+        if self.profile == "agnostic":
+            return f"{str(self.agnostic.object_store_url).rstrip('/')}/lake"
+        return str(self.home / "lake")
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow tracking URI: configured, or a SQLite file under ``home``."""
+        if self.tracking.tracking_uri:
+            return self.tracking.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        """Where MLflow stores artifacts of new experiments."""
+        if self.tracking.artifact_root:
+            return self.tracking.artifact_root
+        return (self.home / "mlflow" / "artifacts").resolve().as_uri()
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    """One leaf of the effective settings and the place its value came from."""
+
+    key: str
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus the provenance of each leaf key."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+
+    def explain(self) -> Iterator[SettingValue]:
+        """Yield every leaf setting with its value and source, in declaration order."""
+        for key, value in _flatten(self.settings.model_dump(mode="json")):
+            yield SettingValue(key, value, self.sources.get(key, "default"))
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from _flatten(value, f"{dotted}.")
+        else:
+            yield dotted, value
+
+
+def env_var_name(key: str) -> str:
+    """The environment variable that sets a dotted key, e.g. ``data.val_fraction``."""
+    return ENV_PREFIX + key.replace(".", ENV_NESTED_DELIMITER).upper()
+
+
+def _yaml_key_lines(text: str) -> dict[str, int]:
+    """Map each dotted key of a YAML mapping to its 1-based line number."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                dotted = f"{prefix}{key_node.value}"
+                lines[dotted] = key_node.start_mark.line + 1
+                walk(value_node, f"{dotted}.")
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+        lines = _yaml_key_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}") from exc
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config file must be a mapping of setting names")
+    return data, lines
+
+
+def load_settings(config_file: Path | str | None = None) -> LoadedSettings:
+    """Build the effective settings from defaults, a YAML file and ``FMNIST_*`` variables.
+
+    ``config_file`` defaults to ``$FMNIST_CONFIG`` when set. Invalid values raise
+    :class:`~fmnist.errors.ConfigError` naming the key and where the value came from.
+    """
+    path_text = config_file if config_file is not None else os.environ.get(CONFIG_ENV_VAR)
+    path = Path(path_text) if path_text else None
+    yaml_data, yaml_lines = _read_yaml(path) if path else ({}, {})
+
+    try:
+        env_data = EnvSettingsSource(Settings)()
+    except SettingsError as exc:
+        raise ConfigError(f"invalid FMNIST_* environment variable: {exc}") from exc
+
+    sources: dict[str, str] = {}
+    for key, _ in _flatten(yaml_data):
+        sources[key] = f"{path}:{yaml_lines.get(key, 1)}"
+    for key, _ in _flatten(env_data):
+        sources[key] = f"env {env_var_name(key)}"
+
+    try:
+        settings = Settings(**yaml_data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, sources)) from exc
+    return LoadedSettings(settings, sources)
+
+
+def _describe_validation_error(exc: ValidationError, sources: Mapping[str, str]) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        origin = sources.get(key) or _closest_source(key, sources)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        elif key and "input" in error and not isinstance(error["input"], dict):
+            message = f"{message} (got {error['input']!r})"
+        label = f"setting '{key}'" if key else "settings"
+        problems.append(f"{label}: {message} [from {origin}]")
+    return "invalid " + "; ".join(problems)
+
+
+def _closest_source(key: str, sources: Mapping[str, str]) -> str:
+    for known, origin in sources.items():
+        if known.startswith(f"{key}.") or key.startswith(f"{known}."):
+            return origin
+    return "defaults" if not key else "default"

@@ -1,0 +1,1 @@
+"""Data layer: sources and checksums, the IDX reader, validation, snapshots and loaders."""

@@ -1,0 +1,43 @@
+"""Error types whose messages are shown to users as one clear line."""
+
+from __future__ import annotations
+
+
+class FmnistError(Exception):
+    """Base class for expected, user-facing failures (bad input, missing data, failed checks).
+
+    The CLI prints ``str(error)`` as one line and exits with :attr:`exit_code`; anything that is
+    not an ``FmnistError`` is a bug and shows a traceback with ``--debug``.
+    """
+
+    exit_code: int = 2
+
+
+class ConfigError(FmnistError):
+    """Invalid settings: the message names the key and where its value came from."""
+
+
+class DataFormatError(FmnistError):
+    """A data file is malformed (wrong magic number, truncated, mismatched pair)."""
+
+
+class ChecksumError(FmnistError):
+    """A file's decompressed content does not match its expected SHA-256."""
+
+
+class DataNotFoundError(FmnistError):
+    """No configured source holds the dataset; the message lists the sources tried in order."""
+
+
+class DownloadError(FmnistError):
+    """A download failed after all retries."""
+
+
+class ValidationFailedError(FmnistError):
+    """Data validation found violations of the configured thresholds."""
+
+    exit_code = 1
+
+
+class SnapshotNotFoundError(FmnistError):
+    """The requested snapshot does not exist in the data lake."""

@@ -1,0 +1,1 @@
+"""Ports (small interfaces) and their adapters for the local, GCP and cloud-agnostic modes."""
