@@ -38,7 +38,9 @@ class FmnistGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except FmnistError as exc:
-            if isinstance(ctx.obj, AppContext) and ctx.obj.debug:
+            # ctx.obj is not set yet when loading the settings failed: read the flag itself.
+            debug = ctx.obj.debug if isinstance(ctx.obj, AppContext) else ctx.params.get("debug")
+            if debug:
                 raise
             fail(str(exc), exc.exit_code)
 
@@ -121,8 +123,16 @@ def config_show(
 
 def _register_subcommands() -> None:
     from fmnist.data.cli import data_app
+    from fmnist.evaluation.cli import evaluate_command
+    from fmnist.pipelines.cli import pipeline_app
+    from fmnist.registry.cli import models_app
+    from fmnist.training.cli import train_command
 
     app.add_typer(data_app, name="data")
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.add_typer(models_app, name="models")
+    app.add_typer(pipeline_app, name="pipeline")
 
 
 _register_subcommands()

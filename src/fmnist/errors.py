@@ -41,3 +41,9 @@ class ValidationFailedError(FmnistError):
 
 class SnapshotNotFoundError(FmnistError):
     """The requested snapshot does not exist in the data lake."""
+
+
+class ExportError(FmnistError):
+    """A model could not be exported, or its exported form disagrees with the original."""
+
+    exit_code = 1

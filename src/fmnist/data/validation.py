@@ -71,7 +71,7 @@ class ValidationReport(BaseModel):
 
 def content_ids(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
     """An integer id per image such that two images share an id iff their pixels are equal."""
-    flat = np.ascontiguousarray(images.reshape(len(images), -1))
+    flat = np.ascontiguousarray(images.reshape(len(images), int(np.prod(images.shape[1:]))))
     rows = flat.view(np.dtype((np.void, flat.shape[1])))
     _, inverse = np.unique(rows, return_inverse=True)
     return inverse.reshape(-1).astype(np.int64)
@@ -86,13 +86,31 @@ def _conflicting(ids: npt.NDArray[np.int64], labels: npt.NDArray[np.integer]) ->
     return int(np.sum(labels_per_id[ids] > 1))
 
 
+def _leaked_with_other_label(
+    train_ids: npt.NDArray[np.int64],
+    train_labels: npt.NDArray[np.int64],
+    leaked_ids: npt.NDArray[np.int64],
+    leaked_labels: npt.NDArray[np.integer],
+) -> int:
+    """How many leaked images have a training copy (same id) that carries a different label."""
+    if leaked_ids.size == 0:
+        return 0
+    pairs = np.unique(np.stack([train_ids, train_labels], axis=1), axis=0)
+    labels_per_id = np.bincount(pairs[:, 0], minlength=int(leaked_ids.max()) + 1)
+    base = int(max(train_labels.max(), leaked_labels.max())) + 1
+    same_label = np.isin(
+        leaked_ids * base + leaked_labels.astype(np.int64), pairs[:, 0] * base + pairs[:, 1]
+    )
+    return int(np.sum(labels_per_id[leaked_ids] > same_label))
+
+
 def _split_stats(
     images: npt.NDArray[np.uint8],
     labels: npt.NDArray[np.integer],
     ids: npt.NDArray[np.int64],
     settings: ValidationSettings,
 ) -> SplitStats:
-    flat = images.reshape(len(images), -1)
+    flat = images.reshape(len(images), IMAGE_SIZE * IMAGE_SIZE)
     valid = (labels >= 0) & (labels < NUM_CLASSES)
     counts = np.bincount(labels[valid].astype(np.int64), minlength=NUM_CLASSES)
     pixel_range = flat.max(axis=1).astype(np.int16) - flat.min(axis=1) if len(flat) else flat
@@ -206,9 +224,9 @@ def validate_splits(
         train_labels = np.concatenate([splits[n][1] for n in train_names]).astype(np.int64)
         for name in (n for n in names if n not in TRAIN_SPLITS):
             leaked = np.isin(ids[name], train_ids)
-            both = np.concatenate([train_ids, ids[name][leaked]])
-            both_labels = np.concatenate([train_labels, splits[name][1][leaked].astype(np.int64)])
-            other_label = _conflicting(both, both_labels) - _conflicting(train_ids, train_labels)
+            other_label = _leaked_with_other_label(
+                train_ids, train_labels, ids[name][leaked], splits[name][1][leaked]
+            )
             count = int(leaked.sum())
             fraction = count / max(len(leaked), 1)
             leakage.append(
@@ -216,7 +234,7 @@ def validate_splits(
                     split=name,
                     leaked_images=count,
                     leaked_fraction=fraction,
-                    leaked_with_other_label=max(other_label, 0),
+                    leaked_with_other_label=other_label,
                 )
             )
             checks.append(

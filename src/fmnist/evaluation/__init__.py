@@ -1,0 +1,1 @@
+"""Model evaluation: metrics, calibration, robustness, promotion gates, plots and reports."""

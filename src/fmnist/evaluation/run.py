@@ -1,0 +1,237 @@
+"""The evaluation step of the lifecycle: measure, gate, register, promote.
+
+:func:`evaluate_and_register` takes a finished training run, evaluates its exported ONNX model
+(exactly what will be served) on the official test set, compares it with the current champion,
+and registers it as a new version whose tags carry the gate decision and its reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from fmnist import CLASS_NAMES
+from fmnist.atomic import atomic_write_text
+from fmnist.config import Settings
+from fmnist.data.snapshot import load_snapshot
+from fmnist.evaluation.calibration import softmax
+from fmnist.evaluation.gates import GateDecision, apply_gates
+from fmnist.evaluation.metrics import EvaluationReport, evaluate_logits
+from fmnist.evaluation.model_card import model_card_markdown
+from fmnist.evaluation.plots import confusion_matrix_png, reliability_diagram_png
+from fmnist.evaluation.report import per_class_markdown
+from fmnist.evaluation.robustness import robustness_accuracy
+from fmnist.platform.storage import open_storage
+from fmnist.registry.mlflow_registry import (
+    CHALLENGER,
+    CHAMPION,
+    MlflowRegistry,
+    ModelVersionInfo,
+    RegistryError,
+)
+from fmnist.registry.onnx_export import QuantizationReport, evaluate_quantization, quantize_int8
+from fmnist.registry.onnx_runtime import OnnxClassifier
+
+CALIBRATION_IMAGES = 512
+
+
+@dataclass
+class EvaluationOutcome:
+    """What the evaluation step measured and decided."""
+
+    run_id: str
+    report: EvaluationReport
+    decision: GateDecision
+    version: ModelVersionInfo | None
+    promoted: bool
+    champion_version: int | None
+    quantization: QuantizationReport | None
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+
+def _run_files(registry: MlflowRegistry, settings: Settings, run_id: str) -> Path:
+    """The run's local folder with model.onnx and weights.pt, downloaded if not local."""
+    local = settings.home / "runs" / run_id
+    if (local / "model.onnx").is_file() and (local / "weights.pt").is_file():
+        return local
+    downloaded = registry.download_run_artifacts(run_id, "training", local.parent / f"{run_id}-dl")
+    return downloaded
+
+
+def _champion_correct(
+    registry: MlflowRegistry, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8]
+) -> tuple[int | None, npt.NDArray[np.bool_] | None]:
+    try:
+        champion = registry.get(CHAMPION)
+    except RegistryError:
+        return None, None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = registry.download(str(champion.version), Path(tmp))
+        classifier = OnnxClassifier(folder / "model.onnx")
+        predicted = classifier.predict(images)
+    return champion.version, predicted == labels
+
+
+def evaluate_and_register(
+    settings: Settings,
+    run_id: str | None = None,
+    *,
+    register: bool = True,
+    promote: bool = True,
+    quantize: bool = True,
+) -> EvaluationOutcome:
+    """Evaluate a training run's model, apply the gates, register it and maybe promote it.
+
+    ``run_id`` defaults to the newest finished training run. The new version gets the alias
+    ``challenger``; when every gate passes and ``promote`` is true it becomes ``champion``.
+    """
+    registry = MlflowRegistry(settings)
+    run_id = run_id or registry.latest_run("train")
+    run_tags = registry.run_tags(run_id)
+    snapshot_id = run_tags.get("fmnist.snapshot_id")
+    snapshot = load_snapshot(open_storage(settings.resolved_lake_url), snapshot_id)
+    images, labels = snapshot.split("test")
+    files = _run_files(registry, settings, run_id)
+    onnx_path, weights_path = files / "model.onnx", files / "weights.pt"
+
+    classifier = OnnxClassifier(onnx_path)
+    logits = classifier.predict_logits(images)
+    report = evaluate_logits(logits, labels, temperature=classifier.temperature)
+    report = report.model_copy(
+        update={"robustness": robustness_accuracy(classifier.predict, images, labels)}
+    )
+    champion_version, champion_correct = _champion_correct(registry, images, labels)
+    decision = apply_gates(
+        report,
+        settings.gates,
+        challenger_correct=logits.argmax(axis=1) == labels,
+        champion_correct=champion_correct,
+    )
+
+    out = settings.home / "runs" / run_id / "evaluation"
+    artifacts = {
+        "confusion_matrix": confusion_matrix_png(
+            report.confusion, CLASS_NAMES, out / "confusion_matrix.png"
+        ),
+        "reliability_diagram": reliability_diagram_png(
+            softmax(logits),
+            labels,
+            out / "reliability_diagram.png",
+            temperature=classifier.temperature,
+        ),
+    }
+    per_class = out / "per_class.md"
+    atomic_write_text(per_class, per_class_markdown(report))
+    report_json = out / "evaluation.json"
+    atomic_write_text(report_json, report.model_dump_json(indent=2))
+    artifacts |= {"per_class": per_class, "evaluation": report_json}
+
+    quantization: QuantizationReport | None = None
+    int8_path = files / "model.int8.onnx"
+    if quantize:
+        val_images = snapshot.split("val")[0][:CALIBRATION_IMAGES]
+        quantize_int8(onnx_path, int8_path, val_images)
+        quantization = evaluate_quantization(onnx_path, int8_path, images, labels)
+        atomic_write_text(out / "quantization.json", quantization.model_dump_json(indent=2))
+        artifacts["quantization"] = out / "quantization.json"
+
+    training_params = {
+        "parameters": run_tags.get("fmnist.parameters", "see run params"),
+        "config hash": run_tags.get("fmnist.config_hash", ""),
+    }
+    config = json.loads(json.dumps(_config_from_weights(weights_path)))
+    card = out / "model_card.md"
+    atomic_write_text(
+        card,
+        model_card_markdown(
+            name=settings.tracking.registered_model,
+            run_id=run_id,
+            snapshot_id=snapshot.snapshot_id,
+            config=config,
+            training=training_params,
+            report=report,
+            decision=decision,
+            quantization=quantization.model_dump() if quantization else None,
+        ),
+    )
+    artifacts["model_card"] = card
+
+    metrics = {
+        "test_accuracy": report.accuracy,
+        "test_top2_accuracy": report.top2_accuracy,
+        "test_macro_f1": report.macro_f1,
+        "test_ece": report.ece,
+        "test_ece_before_temperature": report.ece_before_temperature or 0.0,
+        "test_nll": report.nll,
+        "test_recall_disparity": report.recall_disparity,
+    }
+    metrics |= {f"robustness_{k}": v for k, v in (report.robustness or {}).items()}
+    if quantization:
+        metrics |= {
+            "int8_accuracy": quantization.int8_accuracy,
+            "int8_accuracy_drop_points": quantization.accuracy_drop_points,
+            "int8_speedup": quantization.speedup,
+        }
+    registry.log_metrics(run_id, metrics)
+    for path in artifacts.values():
+        registry.log_artifact(run_id, path, "evaluation")
+
+    version: ModelVersionInfo | None = None
+    promoted = False
+    if register:
+        tags = decision.as_tags() | {
+            "snapshot_id": snapshot.snapshot_id,
+            "test_accuracy": f"{report.accuracy:.4f}",
+            "test_ece": f"{report.ece:.4f}",
+            "compared_with_champion": str(champion_version) if champion_version else "none",
+            "int8": (
+                "accepted"
+                if quantization and quantization.accepted
+                else "rejected"
+                if quantization
+                else "not measured"
+            ),
+        }
+        extra = {}
+        if quantization and quantization.accepted:
+            extra["onnx_int8"] = int8_path
+        with registry.resume_run(run_id):
+            version = registry.log_and_register(
+                run_id,
+                onnx_path,
+                weights_path,
+                images[:2],
+                tags,
+                description=f"accuracy {report.accuracy:.4f}; gates "
+                + ("passed" if decision.passed else "failed: " + "; ".join(decision.reasons)),
+                extra_artifacts=extra,
+            )
+        registry.set_alias(CHALLENGER, version.version)
+        if decision.passed and promote:
+            version = registry.promote(str(version.version), reason="gates passed")
+            promoted = True
+        else:
+            version = registry.get(str(version.version))
+    return EvaluationOutcome(
+        run_id=run_id,
+        report=report,
+        decision=decision,
+        version=version,
+        promoted=promoted,
+        champion_version=champion_version,
+        quantization=quantization,
+        artifacts=artifacts,
+    )
+
+
+def _config_from_weights(path: Path) -> dict[str, object]:
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config: dict[str, object] = state["config"]
+    return config

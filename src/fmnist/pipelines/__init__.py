@@ -1,0 +1,1 @@
+"""Pipelines: the lifecycle steps wired together (local runner; KFP and Beam later)."""

@@ -1,0 +1,1 @@
+"""Model registry: exported artifacts (ONNX) and their bookkeeping."""

@@ -1,0 +1,1 @@
+"""Training: configuration presets, the trainer with checkpoints, and precision detection."""

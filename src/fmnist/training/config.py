@@ -1,0 +1,84 @@
+"""Training configuration and its named presets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fmnist.errors import ConfigError
+
+
+class AugmentConfig(BaseModel):
+    """Batch augmentation strengths (see :mod:`fmnist.data.augment`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crop_padding: int = Field(2, ge=0, le=8)
+    hflip_p: float = Field(0.5, ge=0, le=1)
+    erasing_p: float = Field(0.0, ge=0, le=1)
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run; the same config and seed give the same model."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = "cnn"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(14, ge=1, le=500)
+    batch_size: int = Field(256, ge=1, le=8192)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(3e-3, gt=0, description="peak learning rate of the one-cycle schedule")
+    weight_decay: float = Field(5e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    warmup_fraction: float = Field(0.2, gt=0, lt=1, description="one-cycle pct_start")
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float | None = Field(2.0, gt=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    channels_last: bool = True
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; None = cores")
+    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
+    train_subset: int | None = Field(None, ge=10, description="use the first N train images")
+    eval_batch_size: int = Field(1024, ge=1)
+
+    def config_hash(self) -> str:
+        """A short hash of the fields that change the trained model (not threads or budget)."""
+        relevant = self.model_dump(exclude={"threads", "max_minutes", "eval_batch_size"})
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "quick": {
+        "model_options": {"widths": [32, 64, 128], "convs_per_stage": 1},
+        "epochs": 5,
+        "lr": 4e-3,
+        "augment": {"crop_padding": 0, "hflip_p": 0.0},
+        "label_smoothing": 0.0,
+    },
+    "tiny": {
+        "model_options": {"widths": [16, 32], "convs_per_stage": 1, "dropout": 0.0},
+        "epochs": 2,
+        "batch_size": 64,
+        "lr": 5e-3,
+        "augment": {"crop_padding": 0, "hflip_p": 0.0},
+        "label_smoothing": 0.0,
+        "train_subset": 5000,
+        "threads": 1,
+    },
+}
+"""Named configs: ``default`` (the full run), ``quick`` (about a minute), ``tiny`` (tests)."""
+
+
+def make_config(preset: str = "default", **overrides: Any) -> TrainConfig:
+    """A preset with ``overrides`` applied (``None`` values are ignored)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig.model_validate(values)
