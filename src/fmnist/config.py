@@ -100,6 +100,31 @@ class GateSettings(_Section):
     )
 
 
+class ServingSettings(_Section):
+    """The online API (``fmnist serve``) and the batch job (``fmnist predict batch``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    model_ref: str = Field("champion", description="alias or version served by default")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="request body limit")
+    max_image_pixels: int = Field(
+        40_000_000, ge=784, description="decoded pixel limit (decompression bombs)"
+    )
+    max_batch: int = Field(1024, ge=1000, description="instances or files per batch request")
+    microbatching: bool = True
+    microbatch_max_wait_ms: float = Field(2.0, ge=0, le=100)
+    microbatch_max_size: int = Field(64, ge=1, le=4096)
+    reload_interval_s: float = Field(
+        30.0, ge=0, description="poll the registry for a new champion; 0 disables"
+    )
+    admin_token: str | None = Field(None, description="bearer token for POST /v1/admin/reload")
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="calibrated top probability below which the answer is unknown"
+    )
+    intra_op_threads: int = Field(1, ge=1, le=64)
+    model_cache_size: int = Field(4, ge=1, description="models kept loaded for ?model=")
+
+
 class GcpSettings(_Section):
     """Google Cloud settings used by the ``gcp`` profile."""
 
@@ -136,6 +161,7 @@ class Settings(BaseSettings):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     agnostic: AgnosticSettings = Field(default_factory=AgnosticSettings)
 

@@ -134,3 +134,20 @@ def rescale_probabilities(probs: npt.ArrayLike, temperature: float) -> FloatArra
     """
     p = np.asarray(probs, dtype=np.float64)
     return softmax(np.log(np.clip(p, np.finfo(np.float64).tiny, None)), temperature)
+
+
+def energy_score(logits: npt.ArrayLike, temperature: float = 1.0) -> FloatArray:
+    """Free energy ``-T * logsumexp(logits / T)`` per row: high values suggest an input unlike
+    the training data (Liu et al., 2020, energy-based out-of-distribution detection)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    top = z.max(axis=1, keepdims=True)
+    lse = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
+    result: FloatArray = -temperature * lse
+    return result
+
+
+def energy_threshold(logits: npt.ArrayLike, temperature: float, quantile: float) -> float:
+    """The energy below which ``quantile`` of in-distribution (validation) samples fall."""
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    return float(np.quantile(energy_score(logits, temperature), quantile))

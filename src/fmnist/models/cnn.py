@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, nn
 
 
@@ -27,8 +29,9 @@ class FashionCNN(nn.Module):
         convs_per_stage: int = 2,
         dropout: float = 0.2,
         num_classes: int = 10,
+        head: Literal["gap", "flatten"] = "gap",
     ) -> None:
-        """Build the network."""
+        """Build the network; ``head`` pools globally (``gap``) or keeps the final map."""
         super().__init__()
         layers: list[nn.Module] = []
         channels = 1
@@ -38,11 +41,14 @@ class FashionCNN(nn.Module):
                 channels = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
+        side = 28 >> len(widths)
+        pool: list[nn.Module] = [nn.AdaptiveAvgPool2d(1)] if head == "gap" else []
+        features = channels if head == "gap" else channels * side * side
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
+            *pool,
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(channels, num_classes),
+            nn.Linear(features, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ import torch
 from fmnist.atomic import atomic_write_bytes, atomic_write_text
 from fmnist.config import Settings
 from fmnist.data.snapshot import Snapshot, load_snapshot
-from fmnist.evaluation.calibration import fit_temperature
+from fmnist.evaluation.calibration import energy_threshold, fit_temperature
 from fmnist.platform.storage import open_storage
 from fmnist.registry.mlflow_registry import MlflowRegistry
 from fmnist.registry.onnx_export import ParityReport, export_onnx_checked
@@ -24,6 +24,10 @@ from fmnist.training.config import TrainConfig
 from fmnist.training.trainer import TrainResult, predict_logits, train
 
 PARITY_IMAGES = 1000
+OOD_QUANTILE = 0.95
+"""Share of validation images whose energy score is below the out-of-distribution threshold."""
+META_OOD_ENERGY_THRESHOLD = "ood.energy_threshold"
+META_OOD_QUANTILE = "ood.quantile"
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,9 @@ def train_and_log(
             )
         val_images, val_labels = snapshot.split("val")
         start = time.perf_counter()
-        temperature = fit_temperature(predict_logits(result.model, val_images), val_labels)
+        val_logits = predict_logits(result.model, val_images)
+        temperature = fit_temperature(val_logits, val_labels)
+        ood_threshold = energy_threshold(val_logits, temperature, OOD_QUANTILE)
         calibration_seconds = time.perf_counter() - start
 
         directory = run_dir(settings, run_id)
@@ -138,6 +144,12 @@ def train_and_log(
             directory / "model.onnx",
             test_images[:PARITY_IMAGES],
             temperature=temperature,
+            metadata={
+                META_OOD_ENERGY_THRESHOLD: f"{ood_threshold:.6g}",
+                META_OOD_QUANTILE: str(OOD_QUANTILE),
+                "run_id": run_id,
+                "snapshot_id": snapshot.snapshot_id,
+            },
         )
         history = directory / "history.json"
         atomic_write_text(history, json.dumps([asdict(r) for r in result.history], indent=2))
@@ -158,6 +170,7 @@ def train_and_log(
                 "best_val_accuracy": result.best_val_accuracy,
                 "best_epoch": result.best_epoch,
                 "temperature": temperature,
+                "ood_energy_threshold": ood_threshold,
                 "calibration_seconds": calibration_seconds,
                 "onnx_parity_max_prob_diff": parity.max_abs_prob_diff,
                 "onnx_parity_argmax_agreement": parity.argmax_agreement,
