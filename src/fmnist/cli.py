@@ -126,6 +126,8 @@ def _register_subcommands() -> None:
     from fmnist.evaluation.cli import evaluate_command
     from fmnist.pipelines.cli import pipeline_app
     from fmnist.registry.cli import models_app
+    from fmnist.serving.cli import serve_command
+    from fmnist.serving.predict_cli import predict_app
     from fmnist.training.cli import train_command
 
     app.add_typer(data_app, name="data")
@@ -133,6 +135,8 @@ def _register_subcommands() -> None:
     app.command("evaluate")(evaluate_command)
     app.add_typer(models_app, name="models")
     app.add_typer(pipeline_app, name="pipeline")
+    app.add_typer(predict_app, name="predict")
+    app.command("serve")(serve_command)
 
 
 _register_subcommands()

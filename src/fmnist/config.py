@@ -123,6 +123,28 @@ class ServingSettings(_Section):
     )
     intra_op_threads: int = Field(1, ge=1, le=64)
     model_cache_size: int = Field(4, ge=1, description="models kept loaded for ?model=")
+    inference_threads: int = Field(
+        1, ge=1, le=64, description="threads running model calls beside the event loop"
+    )
+    workers: int = Field(1, ge=1, le=64, description="server processes started by fmnist serve")
+    access_log: bool = Field(True, description="one structured log line per request")
+
+
+class BatchSettings(_Section):
+    """The offline batch job (``fmnist predict batch``); the model and the unknown verdict come
+    from :class:`ServingSettings` (``model_ref``, ``min_confidence``, ``max_image_pixels``)."""
+
+    intra_op_threads: int = Field(
+        2, ge=1, le=64, description="ONNX Runtime threads (the job usually has the machine)"
+    )
+    batch_size: int = Field(512, ge=1, le=65_536, description="images per ONNX Runtime call")
+    array_shard_size: int = Field(
+        65_536, ge=1, description="rows per output shard for IDX, NPY, NPZ and Parquet input"
+    )
+    image_shard_size: int = Field(2_048, ge=1, description="rows per shard for image folders")
+    decode_workers: int | None = Field(
+        None, ge=1, le=256, description="threads decoding photos; default: usable cores"
+    )
 
 
 class GcpSettings(_Section):
@@ -162,6 +184,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     agnostic: AgnosticSettings = Field(default_factory=AgnosticSettings)
 

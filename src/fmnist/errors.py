@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class FmnistError(Exception):
     """Base class for expected, user-facing failures (bad input, missing data, failed checks).
@@ -47,3 +49,24 @@ class ExportError(FmnistError):
     """A model could not be exported, or its exported form disagrees with the original."""
 
     exit_code = 1
+
+
+InvalidImageKind = Literal["corrupt", "unsupported", "too_large", "empty", "invalid_instance"]
+"""Why an input was rejected: undecodable bytes, not an accepted image format, too many pixels
+(a decompression bomb), no data or no pixels, or a malformed JSON pixel instance."""
+
+
+class InvalidImageError(FmnistError):
+    """An uploaded image or JSON pixel instance cannot be used; :attr:`kind` says why.
+
+    Services map ``kind`` to a status code (for example ``too_large`` to 413, the rest to 400).
+    """
+
+    def __init__(self, kind: InvalidImageKind, message: str) -> None:
+        """Record the ``kind`` of failure and the one-line ``message`` shown to the user."""
+        super().__init__(message)
+        self.kind: InvalidImageKind = kind
+
+    def __reduce__(self) -> tuple[type[InvalidImageError], tuple[InvalidImageKind, str]]:
+        """Pickle with the kind (for process pools in the batch job)."""
+        return (type(self), (self.kind, str(self)))

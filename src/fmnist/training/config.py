@@ -32,7 +32,7 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(256, ge=1, le=8192)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(3e-3, gt=0, description="peak learning rate of the one-cycle schedule")
-    weight_decay: float = Field(5e-4, ge=0)
+    weight_decay: float = Field(0.05, ge=0, description="decoupled (AdamW) weight decay")
     momentum: float = Field(0.9, ge=0, lt=1)
     warmup_fraction: float = Field(0.2, gt=0, lt=1, description="one-cycle pct_start")
     label_smoothing: float = Field(0.1, ge=0, lt=1)

@@ -1,0 +1,1 @@
+"""Online and batch serving: input preprocessing, unknown detection and the service layers."""

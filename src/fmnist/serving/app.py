@@ -1,0 +1,378 @@
+"""The online inference service: a FastAPI app over the model store.
+
+Routes (every error is RFC 9457 problem details, see :mod:`fmnist.serving.problems`):
+
+* ``POST /v1/predict``: one image (multipart field ``file``, or a raw ``image/*`` body) or JSON
+  ``{"instances": [...]}``; ``?model=`` picks another model, ``?return_image=true`` adds the
+  28x28 PNG the model saw;
+* ``POST /v1/predict/batch``: many JSON instances or many files (``file`` / ``files``), at most
+  ``serving.max_batch``;
+* ``GET /v1/models``, ``POST /v1/admin/reload`` (bearer token), ``GET /v1/samples``;
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``/openapi.json``, ``/docs``;
+* the web UI (``fmnist/serving/ui``) at ``/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.routing import Match, Mount
+from starlette.types import Scope
+
+from fmnist import __version__
+from fmnist.config import Settings
+from fmnist.errors import FmnistError, SnapshotNotFoundError
+from fmnist.serving.inputs import ModelInputs, read_inputs
+from fmnist.serving.metrics import ServingMetrics
+from fmnist.serving.middleware import RequestContextMiddleware
+from fmnist.serving.model_store import (
+    REF_PATTERN,
+    LoadedModel,
+    ModelNotFoundError,
+    ModelStore,
+    ReloadResult,
+)
+from fmnist.serving.predictor import Predictor
+from fmnist.serving.problems import ProblemError, install_problem_handlers
+from fmnist.serving.samples import SampleSource
+from fmnist.serving.schemas import (
+    ModelsResponse,
+    PredictResponse,
+    ReloadResponse,
+    SamplesResponse,
+    Status,
+    problem_responses,
+    request_body,
+)
+
+logger = logging.getLogger("fmnist.serving")
+
+UI_DIR = Path(__file__).resolve().parent / "ui"
+SETTINGS_ENV = "FMNIST_SERVE_SETTINGS_JSON"
+"""Environment variable carrying the effective settings to worker processes."""
+API_PATHS = ("/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc")
+
+ModelQuery = Annotated[
+    str | None,
+    Query(
+        pattern=REF_PATTERN,
+        description="version number or alias of the default model, another registered "
+        "model's name, or NAME@VERSION_OR_ALIAS; default: the champion",
+    ),
+]
+ReturnImageQuery = Annotated[
+    bool, Query(description="add the base64 28x28 PNG the model saw to each prediction")
+]
+
+AdminCredentials = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="serving.admin_token")),
+]
+
+
+class _UiMount(Mount):
+    """The UI at ``/``, never shadowing API paths (so they keep their 404/405 answers)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """No match for API paths; otherwise as a mount."""
+        if scope.get("path", "").startswith(API_PATHS):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
+    """The serving app; ``store`` defaults to a new :class:`ModelStore` loaded at start-up."""
+    serving = settings.serving
+    Image.init()  # register every image plugin now, not lazily during the first requests
+    store = store or ModelStore(settings)
+    metrics = ServingMetrics()
+    executor = ThreadPoolExecutor(serving.inference_threads, thread_name_prefix="fmnist-infer")
+    predictor = Predictor(serving, metrics, executor)
+    samples = SampleSource(settings.resolved_lake_url)
+    max_batch = serving.max_batch
+    max_pixels = serving.max_image_pixels
+    default_ref = store.default_ref
+
+    async def reload() -> ReloadResult:
+        try:
+            result = await run_in_threadpool(store.refresh)
+        except Exception:
+            metrics.reloads.labels("error").inc()
+            raise
+        metrics.reloads.labels("changed" if result.changed else "unchanged").inc()
+        if result.changed:
+            metrics.set_model(*result.current)
+        return result
+
+    async def poll_registry(interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await reload()
+            except Exception as exc:  # the registry may be down: keep serving, retry later
+                logger.warning("registry check failed: %s", exc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if store.default is None:
+            try:
+                await run_in_threadpool(store.load_default)
+            except FmnistError as exc:
+                logger.error("not ready: %s", exc)
+            except Exception:
+                logger.exception("not ready: the default model could not be loaded")
+        if store.default is not None:
+            metrics.set_model(store.default.name, store.default.version)
+        poller = None
+        if serving.reload_interval_s > 0:
+            poller = asyncio.create_task(poll_registry(serving.reload_interval_s))
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            await predictor.close()
+            executor.shutdown(wait=False)
+
+    app = FastAPI(
+        title="fmnist",
+        version=__version__,
+        summary="Fashion-MNIST garment classification.",
+        description="Classify garment images (Fashion-MNIST classes) with the registered "
+        "champion model. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.metrics = metrics
+    app.state.predictor = predictor
+    install_problem_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        max_body_bytes=serving.max_body_bytes,
+        access_log=serving.access_log,
+    )
+
+    async def choose_model(request: Request, ref: str | None) -> LoadedModel:
+        model = store.cached(ref)
+        if model is None:
+            if ref is None or ref == default_ref:
+                raise ProblemError(503, "no model is loaded yet", slug="not-ready")
+            try:
+                model = await run_in_threadpool(store.resolve, ref)
+            except ModelNotFoundError as exc:
+                raise ProblemError(404, str(exc), slug="model-not-found") from None
+        request.state.model_version = model.version
+        return model
+
+    async def answer(request: Request, model: LoadedModel, inputs: ModelInputs) -> Response:
+        predictions = await predictor.predict(model, inputs)
+        return _json(
+            {
+                "predictions": predictions,
+                "model_name": model.name,
+                "model_version": model.version,
+                "request_id": request.state.request_id,
+            },
+            headers={"X-Model-Version": str(model.version)},
+        )
+
+    errors_predict = problem_responses(400, 404, 413, 415, 422, 503)
+
+    @app.post(
+        "/v1/predict",
+        tags=["predict"],
+        summary="Classify one image (or a few JSON instances)",
+        response_model=PredictResponse,
+        responses=errors_predict,
+        openapi_extra=request_body(batch=False),
+    )
+    async def predict(
+        request: Request, model: ModelQuery = None, return_image: ReturnImageQuery = False
+    ) -> Response:
+        """Multipart field ``file``, a raw ``image/*`` body, or JSON ``{"instances": [...]}``."""
+        chosen = await choose_model(request, model)
+        inputs = await read_inputs(
+            request,
+            batch=False,
+            max_instances=max_batch,
+            max_pixels=max_pixels,
+            return_image=return_image,
+        )
+        return await answer(request, chosen, inputs)
+
+    @app.post(
+        "/v1/predict/batch",
+        tags=["predict"],
+        summary="Classify many images",
+        response_model=PredictResponse,
+        responses=errors_predict,
+        openapi_extra=request_body(batch=True),
+    )
+    async def predict_batch(
+        request: Request, model: ModelQuery = None, return_image: ReturnImageQuery = False
+    ) -> Response:
+        """JSON ``{"instances": [...]}`` or multipart with repeated ``file``/``files`` fields."""
+        chosen = await choose_model(request, model)
+        inputs = await read_inputs(
+            request,
+            batch=True,
+            max_instances=max_batch,
+            max_pixels=max_pixels,
+            return_image=return_image,
+        )
+        return await answer(request, chosen, inputs)
+
+    @app.get(
+        "/v1/models",
+        tags=["models"],
+        summary="Registered versions and the loaded ones",
+        response_model=ModelsResponse,
+        responses=problem_responses(503),
+    )
+    async def models() -> Response:
+        """Every registered version of the default model, with its aliases and load state."""
+        try:
+            versions = await run_in_threadpool(store.versions)
+        except Exception as exc:
+            raise ProblemError(503, f"model registry unavailable: {exc}", slug="registry") from exc
+        default = store.default
+        loaded = store.loaded()
+        loaded_keys = {m.key for m in loaded}
+        return _json(
+            {
+                "registered_model": store.default_name,
+                "default_ref": default_ref,
+                "served": default.describe() if default is not None else None,
+                "loaded": [m.describe() for m in loaded],
+                "versions": [
+                    {
+                        **v.to_dict(),
+                        "loaded": (v.name, v.version) in loaded_keys,
+                        "served": default is not None and default.key == (v.name, v.version),
+                    }
+                    for v in versions
+                ],
+            }
+        )
+
+    @app.post(
+        "/v1/admin/reload",
+        tags=["admin"],
+        summary="Serve the model the default alias points at now",
+        response_model=ReloadResponse,
+        responses=problem_responses(401, 403, 404, 503),
+    )
+    async def admin_reload(
+        credentials: AdminCredentials,
+    ) -> Response:
+        """Check the registry now and hot-swap the default model if its alias moved."""
+        token = serving.admin_token
+        if not token:
+            raise ProblemError(
+                404, "the admin API is disabled: set serving.admin_token", slug="admin-disabled"
+            )
+        challenge = {"WWW-Authenticate": 'Bearer realm="fmnist-admin"'}
+        if credentials is None:
+            raise ProblemError(
+                401,
+                "missing credentials: send 'Authorization: Bearer <admin token>'",
+                slug="unauthorized",
+                headers=challenge,
+            )
+        if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+            raise ProblemError(403, "the admin token is not valid", slug="forbidden")
+        try:
+            result = await reload()
+        except FmnistError as exc:
+            raise ProblemError(503, str(exc), slug="reload-failed") from exc
+        return _json(
+            {
+                "reloaded": result.changed,
+                "previous_version": result.previous[1] if result.previous else None,
+                "model_name": result.current[0],
+                "model_version": result.current[1],
+            }
+        )
+
+    @app.get(
+        "/v1/samples",
+        tags=["ui"],
+        summary="Fashion-MNIST test images",
+        response_model=SamplesResponse,
+        responses=problem_responses(404, 422),
+    )
+    async def sample_images(
+        n: Annotated[int, Query(ge=1, le=100, description="how many images")] = 12,
+        seed: Annotated[int, Query(ge=0, le=2**32 - 1, description="random seed")] = 0,
+    ) -> Response:
+        """Test images of the newest data snapshot, as base64 PNGs with their labels."""
+        try:
+            payload = await run_in_threadpool(samples.draw, n, seed)
+        except SnapshotNotFoundError as exc:
+            raise ProblemError(404, str(exc), slug="no-snapshot") from exc
+        return _json(payload)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness", response_model=Status)
+    async def healthz() -> Response:
+        """Always 200 while the process runs."""
+        return _json({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness",
+        response_model=Status,
+        responses=problem_responses(503),
+    )
+    async def readyz() -> Response:
+        """200 once the default model is loaded, else a 503 problem."""
+        default = store.default
+        if default is None:
+            raise ProblemError(503, "the default model is not loaded", slug="not-ready")
+        return _json(
+            {"status": "ready", "model_name": default.name, "model_version": default.version}
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text exposition of this process's metrics."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    if UI_DIR.is_dir():
+        app.router.routes.append(
+            _UiMount("/", app=StaticFiles(directory=UI_DIR, html=True), name="ui")
+        )
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for worker processes: settings from :data:`SETTINGS_ENV` (else defaults)."""
+    from fmnist.config import load_settings
+
+    raw = os.environ.get(SETTINGS_ENV)
+    settings = Settings.model_validate_json(raw) if raw else load_settings().settings
+    return create_app(settings)

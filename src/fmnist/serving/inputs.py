@@ -1,0 +1,253 @@
+"""Request bodies to model inputs: multipart uploads, JSON instances and raw image bodies.
+
+Accepted bodies (the content type decides):
+
+* ``multipart/form-data``: field ``file`` (``/v1/predict``: exactly one) or repeated ``file`` /
+  ``files`` fields (``/v1/predict/batch``); an optional ``return_image`` form field;
+* ``application/json``: ``{"instances": [...], "return_image": false}`` where each instance is
+  28 rows of 28 numbers, 784 numbers (0-255), or ``{"b64": "<base64 image bytes>"}`` (the
+  Vertex AI / KServe V1 convention);
+* ``image/*``: the raw bytes of one image (``/v1/predict`` only).
+
+Small payloads are decoded on the event loop (cheaper than a thread hop); large ones in a
+worker thread so that a big photo never stalls other requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from fmnist.errors import InvalidImageError
+from fmnist.serving.preprocess import PreprocessResult, pixels_from_instance, preprocess_bytes
+from fmnist.serving.problems import ProblemError
+
+UInt8Array = npt.NDArray[np.uint8]
+
+INLINE_BYTES = 64 * 1024
+"""Payloads up to this size are decoded on the event loop; larger ones in a thread."""
+JSON_TYPES = ("application/json",)
+MULTIPART = "multipart/form-data"
+ACCEPTED = "multipart/form-data, application/json or image/*"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """The parsed request: model inputs and, for images, what preprocessing found."""
+
+    pixels: UInt8Array
+    """``(N, 28, 28)`` uint8."""
+    details: Sequence[PreprocessResult | None]
+    """Per input: the preprocessing result for an image, None for a pixel instance."""
+    return_image: bool
+
+
+class _Envelope(BaseModel):
+    """The JSON request: Vertex AI / KServe V1 ``instances`` plus fmnist options."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    instances: list[Any] = Field(min_length=1)
+    return_image: bool = False
+
+
+def media_type(request: Request) -> str:
+    """The request's media type, lower case, without parameters."""
+    raw = request.headers.get("content-type", "")
+    return raw.partition(";")[0].strip().lower()
+
+
+def _too_many(count: int, limit: int, what: str) -> ProblemError:
+    return ProblemError(
+        413,
+        f"{count:,} {what} exceed the limit of {limit:,} per request",
+        slug="too-many-instances",
+        extensions={"limit": limit},
+    )
+
+
+def _image(data: bytes, max_pixels: int, where: str) -> PreprocessResult:
+    try:
+        return preprocess_bytes(data, max_pixels=max_pixels)
+    except InvalidImageError as exc:
+        raise InvalidImageError(exc.kind, f"{where}: {exc}") from exc
+
+
+def _b64_image(instance: dict[str, Any], index: int, max_pixels: int) -> PreprocessResult:
+    encoded = instance.get("b64")
+    if not isinstance(encoded, str):
+        raise InvalidImageError(
+            "invalid_instance",
+            f"instance {index}: expected an object with a string member 'b64', "
+            f"got keys {sorted(instance)[:5]}",
+        )
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidImageError(
+            "invalid_instance", f"instance {index}: 'b64' is not valid base64 ({exc})"
+        ) from exc
+    return _image(data, max_pixels, f"instance {index}")
+
+
+def _instances(
+    instances: list[Any], max_pixels: int
+) -> tuple[UInt8Array, list[PreprocessResult | None]]:
+    pixels = np.empty((len(instances), 28, 28), dtype=np.uint8)
+    details: list[PreprocessResult | None] = []
+    for i, instance in enumerate(instances):
+        if isinstance(instance, dict):
+            result = _b64_image(instance, i, max_pixels)
+            pixels[i] = result.pixels
+            details.append(result)
+        else:
+            pixels[i] = pixels_from_instance(instance, index=i)
+            details.append(None)
+    return pixels, details
+
+
+def _images(
+    blobs: Sequence[tuple[str, bytes]], max_pixels: int
+) -> tuple[UInt8Array, list[PreprocessResult | None]]:
+    pixels = np.empty((len(blobs), 28, 28), dtype=np.uint8)
+    details: list[PreprocessResult | None] = []
+    for i, (where, data) in enumerate(blobs):
+        result = _image(data, max_pixels, where)
+        pixels[i] = result.pixels
+        details.append(result)
+    return pixels, details
+
+
+async def _json_inputs(
+    request: Request, *, max_instances: int, max_pixels: int, return_image: bool
+) -> ModelInputs:
+    body = await request.body()
+    if not body.strip():
+        raise ProblemError(
+            400, 'request body is empty: send {"instances": [...]}', slug="empty-body"
+        )
+    try:
+        envelope = _Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors]
+        ) from None
+    count = len(envelope.instances)
+    if count > max_instances:
+        raise _too_many(count, max_instances, "instances")
+    if len(body) > INLINE_BYTES:
+        pixels, details = await run_in_threadpool(_instances, envelope.instances, max_pixels)
+    else:
+        pixels, details = _instances(envelope.instances, max_pixels)
+    return ModelInputs(pixels, details, return_image or envelope.return_image)
+
+
+async def _multipart_inputs(
+    request: Request, *, batch: bool, max_instances: int, max_pixels: int, return_image: bool
+) -> ModelInputs:
+    form = await request.form(max_files=max_instances + 1, max_fields=max_instances + 16)
+    try:
+        fields = ("file", "files") if batch else ("file",)
+        values = [(name, v) for name in fields for v in form.getlist(name)]
+        if not values:
+            expected = "'file' (or 'files')" if batch else "'file'"
+            raise ProblemError(
+                422,
+                f"multipart body has no {expected} field: send the image as a file field "
+                f"named {expected}",
+                slug="missing-file",
+                errors=[{"loc": "body.file", "msg": "Field required", "type": "missing"}],
+            )
+        if len(values) > max_instances:
+            raise _too_many(len(values), max_instances, "files")
+        if not batch and len(values) > 1:
+            raise ProblemError(
+                422,
+                f"{len(values)} 'file' fields: /v1/predict takes one image; "
+                "use /v1/predict/batch for several",
+                slug="too-many-files",
+            )
+        blobs: list[tuple[str, bytes]] = []
+        size = 0
+        for i, (name, value) in enumerate(values):
+            if not isinstance(value, UploadFile):
+                raise ProblemError(
+                    422,
+                    f"field '{name}' must be a file upload (multipart part with a filename), "
+                    "not a text value",
+                    slug="not-a-file",
+                )
+            data = await value.read()
+            size += len(data)
+            label = f"file {i} ({value.filename})" if batch else f"file {value.filename!r}"
+            blobs.append((label, data))
+        flag = form.get("return_image")
+        wants_image = return_image or (isinstance(flag, str) and flag.lower() in _TRUE)
+    finally:
+        await form.close()
+    if size > INLINE_BYTES or len(blobs) > 1:
+        pixels, details = await run_in_threadpool(_images, blobs, max_pixels)
+    else:
+        pixels, details = _images(blobs, max_pixels)
+    return ModelInputs(pixels, details, wants_image)
+
+
+async def read_inputs(
+    request: Request,
+    *,
+    batch: bool,
+    max_instances: int,
+    max_pixels: int,
+    return_image: bool,
+) -> ModelInputs:
+    """Parse the request body into model inputs (see the module docstring).
+
+    Raises :class:`ProblemError` (415 for another content type, 400 for an empty body, 413 for
+    too many instances or files, 422 for a body of the wrong shape) or
+    :class:`InvalidImageError` naming the instance or file.
+    """
+    kind = media_type(request)
+    if kind in JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json")):
+        return await _json_inputs(
+            request, max_instances=max_instances, max_pixels=max_pixels, return_image=return_image
+        )
+    if kind == MULTIPART:
+        if request.headers.get("content-length") == "0":
+            raise ProblemError(400, "request body is empty", slug="empty-body")
+        return await _multipart_inputs(
+            request,
+            batch=batch,
+            max_instances=max_instances,
+            max_pixels=max_pixels,
+            return_image=return_image,
+        )
+    if kind.startswith("image/") and not batch:
+        data = await request.body()
+        if len(data) > INLINE_BYTES:
+            result = await run_in_threadpool(_image, data, max_pixels, "request body")
+        else:
+            result = _image(data, max_pixels, "request body")
+        return ModelInputs(result.pixels[None], [result], return_image)
+    if request.headers.get("content-length") == "0" and not kind:
+        raise ProblemError(400, "request body is empty", slug="empty-body")
+    shown = kind or "no content type"
+    accepted = "multipart/form-data or application/json" if batch else ACCEPTED
+    raise ProblemError(
+        415,
+        f"unsupported content type {shown!r}: send {accepted}",
+        slug="unsupported-media-type",
+        headers={"Accept-Post": accepted.replace(" or ", ", ")},
+    )

@@ -1,0 +1,358 @@
+"""Which model answers a request: registry references resolved to loaded ONNX classifiers.
+
+The default model is ``serving.model_ref`` (alias ``champion``) of the default registered model.
+``?model=REF`` may be a version number or alias of that model, the name of another registered
+model (served at its ``champion`` alias, else its newest version) or ``NAME@VERSION_OR_ALIAS``.
+Files are downloaded once to ``<home>/serving/models/<name>/<version>/`` (atomically) and at
+most ``model_cache_size`` models stay loaded (least recently used are dropped; the default is
+never dropped). :meth:`ModelStore.refresh` is the hot reload: the new default is loaded beside
+the old one and the reference is swapped in one assignment, so requests holding the old object
+finish on it and no request fails during a swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fmnist.config import Settings
+from fmnist.errors import FmnistError
+from fmnist.serving.unknown import energy_threshold_from_metadata
+
+if TYPE_CHECKING:
+    from fmnist.registry.mlflow_registry import MlflowRegistry, ModelVersionInfo
+    from fmnist.registry.onnx_runtime import OnnxClassifier
+
+logger = logging.getLogger("fmnist.serving")
+
+ONNX_FILE = "model.onnx"
+
+ModelKey = tuple[str, int]
+"""(registered model name, version)."""
+
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$"
+"""What a ``?model=`` reference may look like: a name, alias or version, or ``NAME@REF``."""
+_REF = re.compile(REF_PATTERN)
+
+
+class ModelNotFoundError(FmnistError):
+    """A ``?model=`` reference names no registered version."""
+
+
+class NoModelError(FmnistError):
+    """The default model (the champion) is not registered."""
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A registered version loaded into an ONNX Runtime session, ready to serve."""
+
+    name: str
+    version: int
+    classifier: OnnxClassifier
+    energy_threshold: float | None
+    temperature: float
+    loaded_at: datetime
+    path: Path
+
+    @property
+    def key(self) -> ModelKey:
+        """(name, version)."""
+        return (self.name, self.version)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Label of each class id."""
+        return self.classifier.class_names
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
+            "temperature": self.temperature,
+            "energy_threshold": self.energy_threshold,
+        }
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What :meth:`ModelStore.refresh` did."""
+
+    changed: bool
+    previous: ModelKey | None
+    current: ModelKey
+
+
+def _is_version(ref: str) -> bool:
+    return ref.isdigit()
+
+
+class ModelStore:
+    """Resolves model references to loaded models; thread-safe, hot-reloadable."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Prepare the store; nothing is loaded until :meth:`load_default` or :meth:`resolve`."""
+        self._settings = settings
+        self.default_name = settings.tracking.registered_model
+        self.default_ref = settings.serving.model_ref
+        self.cache_size = settings.serving.model_cache_size
+        self.root = settings.home / "serving" / "models"
+        self._threads = settings.serving.intra_op_threads
+        self._default: LoadedModel | None = None
+        self._loaded: OrderedDict[ModelKey, LoadedModel] = OrderedDict()
+        self._refs: dict[str, ModelKey] = {}
+        self._lock = threading.Lock()  # guards _default, _loaded and _refs
+        self._load_lock = threading.Lock()  # one resolution/download/load at a time
+        self._registries: dict[str, MlflowRegistry] = {}
+
+    # ------------------------------------------------------------------ fast path
+    @property
+    def default(self) -> LoadedModel | None:
+        """The model that answers requests without ``?model=`` (None before the first load)."""
+        return self._default
+
+    def cached(self, ref: str | None) -> LoadedModel | None:
+        """The model for ``ref`` if it is already resolved and loaded (dict lookups only)."""
+        if ref is None or ref == self.default_ref:
+            return self._default
+        key = self._refs.get(ref)
+        if key is None:
+            return None
+        default = self._default
+        if default is not None and default.key == key:
+            return default
+        with self._lock:
+            model = self._loaded.get(key)
+            if model is not None:
+                self._loaded.move_to_end(key)
+            return model
+
+    def loaded(self) -> list[LoadedModel]:
+        """Every loaded model, the default first."""
+        with self._lock:
+            others = list(self._loaded.values())
+        default = self._default
+        return ([default] if default is not None else []) + others
+
+    # ------------------------------------------------------------------ slow path (blocking)
+    def registry(self, name: str | None = None) -> MlflowRegistry:
+        """The registry client bound to registered model ``name`` (default: the default)."""
+        name = name or self.default_name
+        registry = self._registries.get(name)
+        if registry is None:
+            from fmnist.registry.mlflow_registry import MlflowRegistry
+
+            registry = MlflowRegistry(self._settings)
+            registry.model_name = name
+            if name == self.default_name:  # others are kept once they are known to exist
+                self._registries[name] = registry
+        return registry
+
+    def resolve(self, ref: str | None) -> LoadedModel:
+        """The model for ``ref``, resolving, downloading and loading it if needed (blocking).
+
+        Raises :class:`ModelNotFoundError` when no registered version matches.
+        """
+        model = self.cached(ref)
+        if model is not None:
+            return model
+        if ref is None or ref == self.default_ref:
+            return self.load_default()
+        if not _REF.match(ref):
+            raise ModelNotFoundError(f"invalid model reference {ref!r}")
+        with self._load_lock:
+            model = self.cached(ref)
+            if model is not None:
+                return model
+            info = self._lookup(ref)
+            key = (info.name, info.version)
+            model = self._get_or_load(key)
+            with self._lock:
+                self._refs[ref] = key
+            return model
+
+    def _lookup(self, ref: str) -> ModelVersionInfo:
+        """The registered version ``ref`` names (see the module docstring)."""
+        from fmnist.registry.mlflow_registry import CHAMPION, RegistryError
+
+        if "@" in ref:
+            name, _, version_ref = ref.partition("@")
+            named = self.registry(name)
+            try:
+                info = named.get(version_ref)
+            except RegistryError as exc:
+                raise ModelNotFoundError(
+                    f"model {name!r} has no version or alias {version_ref!r}"
+                ) from exc
+            self._registries.setdefault(name, named)
+            return info
+        try:
+            return self.registry().get(ref)
+        except RegistryError:
+            if _is_version(ref):
+                raise ModelNotFoundError(
+                    f"model {self.default_name!r} has no version {ref}"
+                ) from None
+        other = self.registry(ref)
+        try:
+            info = other.get(CHAMPION)
+        except RegistryError:
+            versions = other.list_versions()
+        else:
+            self._registries.setdefault(ref, other)
+            return info
+        if not versions:
+            raise ModelNotFoundError(
+                f"unknown model {ref!r}: not a version or alias of {self.default_name!r} "
+                "nor a registered model name"
+            )
+        self._registries.setdefault(ref, other)
+        return versions[0]
+
+    def _get_or_load(self, key: ModelKey) -> LoadedModel:
+        default = self._default
+        if default is not None and default.key == key:
+            return default
+        with self._lock:
+            model = self._loaded.get(key)
+        if model is not None:
+            return model
+        model = self._load(key)
+        self._remember(model)
+        return model
+
+    def _remember(self, model: LoadedModel) -> None:
+        """Keep ``model`` in the LRU, dropping the least recently used beyond the budget."""
+        with self._lock:
+            self._loaded[model.key] = model
+            self._loaded.move_to_end(model.key)
+            while self._loaded and len(self._loaded) + 1 > self.cache_size:
+                evicted, _ = self._loaded.popitem(last=False)
+                for ref in [r for r, k in self._refs.items() if k == evicted]:
+                    del self._refs[ref]
+                logger.info("model unloaded name=%s version=%d", *evicted)
+
+    def model_dir(self, key: ModelKey) -> Path:
+        """Where a version's files are kept: ``<home>/serving/models/<name>/<version>``."""
+        return self.root / key[0] / str(key[1])
+
+    def _download(self, key: ModelKey) -> Path:
+        """The version's folder, downloading it atomically (temporary folder, then rename)."""
+        final = self.model_dir(key)
+        if (final / ONNX_FILE).is_file():
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix=f".{key[1]}-", dir=final.parent))
+        try:
+            folder = self.registry(key[0]).download(str(key[1]), temp)
+            try:
+                folder.rename(final)
+            except OSError:
+                if not (final / ONNX_FILE).is_file():  # not a concurrent download: a failure
+                    raise
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        return final
+
+    def _load(self, key: ModelKey) -> LoadedModel:
+        """Download if needed, open an ONNX Runtime session and warm it up."""
+        from fmnist.registry.onnx_runtime import OnnxClassifier
+
+        started = time.perf_counter()
+        folder = self._download(key)
+        classifier = OnnxClassifier(folder / ONNX_FILE, intra_op_threads=self._threads)
+        classifier.run(np.zeros((1, 28, 28), dtype=np.uint8))  # first call allocates
+        model = LoadedModel(
+            name=key[0],
+            version=key[1],
+            classifier=classifier,
+            energy_threshold=energy_threshold_from_metadata(classifier.metadata),
+            temperature=classifier.temperature or 1.0,
+            loaded_at=datetime.now(UTC),
+            path=folder,
+        )
+        logger.info(
+            "model loaded name=%s version=%d seconds=%.2f",
+            key[0],
+            key[1],
+            time.perf_counter() - started,
+        )
+        return model
+
+    def _default_key(self) -> ModelKey:
+        from fmnist.registry.mlflow_registry import RegistryError
+
+        try:
+            info = self.registry().get(self.default_ref)
+        except RegistryError as exc:
+            raise NoModelError(
+                f"no model registered as {self.default_name!r}@{self.default_ref}: "
+                "run `fmnist pipeline run` first"
+            ) from exc
+        return (info.name, info.version)
+
+    def load_default(self) -> LoadedModel:
+        """Load the default model if none is loaded yet; raises :class:`NoModelError`."""
+        with self._load_lock:
+            if self._default is not None:
+                return self._default
+            model = self._get_or_load(self._default_key())
+            self._swap_default(model)
+            return model
+
+    def _swap_default(self, model: LoadedModel) -> LoadedModel | None:
+        with self._lock:
+            previous = self._default
+            self._loaded.pop(model.key, None)
+            self._default = model  # the atomic swap: one reference assignment
+            # Aliases may have moved: resolve them again on their next use.
+            for ref in [r for r in self._refs if not _is_version(r.rpartition("@")[2])]:
+                del self._refs[ref]
+        if previous is not None and previous.key != model.key:
+            self._remember(previous)  # still servable as ?model=<version> until evicted
+        return previous
+
+    def refresh(self) -> ReloadResult:
+        """Serve the version the default alias points at now (blocking; the hot reload)."""
+        with self._load_lock:
+            key = self._default_key()
+            previous = self._default
+            if previous is not None and previous.key == key:
+                with self._lock:
+                    for ref in [r for r in self._refs if not _is_version(r.rpartition("@")[2])]:
+                        del self._refs[ref]
+                return ReloadResult(False, key, key)
+            model = self._get_or_load(key)
+            self._swap_default(model)
+        logger.info(
+            "default model swapped from=%s to=%s",
+            f"{previous.name}/{previous.version}" if previous else None,
+            f"{key[0]}/{key[1]}",
+        )
+        return ReloadResult(True, previous.key if previous else None, key)
+
+    def versions(self) -> list[ModelVersionInfo]:
+        """Registered versions of the default model, newest first (blocking)."""
+        return self.registry().list_versions()
+
+    def close(self) -> None:
+        """Drop every loaded model."""
+        with self._lock:
+            self._loaded.clear()
+            self._refs.clear()
+        with contextlib.suppress(Exception):
+            self._registries.clear()

@@ -1,0 +1,173 @@
+"""Shapes of the HTTP API for the OpenAPI document (the routes build their JSON directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from fmnist import IMAGE_SIZE
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (media type ``application/problem+json``)."""
+
+    type: str = Field(description="urn:fmnist:problem:<slug>, or about:blank")
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="the request path")
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = Field(None, description="validation problems")
+
+
+class Preprocessing(BaseModel):
+    """What photo preprocessing found (image inputs only)."""
+
+    mode: str = Field(description="fashion_mnist (passed through) or photo")
+    inverted: bool
+    bbox: list[int] | None = Field(description="garment box (left, top, right, bottom)")
+    background_level: float
+    foreground_fraction: float
+
+
+class Prediction(BaseModel):
+    """The answer for one image."""
+
+    class_id: int | None = Field(description="None when the answer is unknown")
+    label: str = Field(description='class name, or "unknown"')
+    probabilities: list[float] = Field(description="calibrated probability of each class")
+    confidence: float | None = Field(description="top calibrated probability")
+    energy: float | None = Field(description="energy score (higher: less like the training data)")
+    reasons: list[str] = Field(description="why the answer is unknown (empty otherwise)")
+    top_class_id: int = Field(description="most probable class, even when unknown")
+    top_label: str
+    preprocessing: Preprocessing | None = None
+    model_input_png: str | None = Field(
+        None, description="base64 28x28 PNG the model saw (with return_image=true)"
+    )
+
+
+class PredictResponse(BaseModel):
+    """Answers to ``POST /v1/predict`` and ``POST /v1/predict/batch``."""
+
+    predictions: list[Prediction]
+    model_name: str
+    model_version: int
+    request_id: str
+
+
+class ModelsResponse(BaseModel):
+    """Registered versions and what this server has loaded."""
+
+    registered_model: str
+    default_ref: str
+    served: dict[str, Any] | None
+    loaded: list[dict[str, Any]]
+    versions: list[dict[str, Any]]
+
+
+class ReloadResponse(BaseModel):
+    """Outcome of ``POST /v1/admin/reload``."""
+
+    reloaded: bool
+    previous_version: int | None
+    model_name: str
+    model_version: int
+
+
+class Sample(BaseModel):
+    """One Fashion-MNIST test image."""
+
+    index: int = Field(description="row in the official test set")
+    label: str
+    class_id: int
+    png_b64: str = Field(description=f"base64 {IMAGE_SIZE}x{IMAGE_SIZE} grey PNG")
+
+
+class SamplesResponse(BaseModel):
+    """Test images for the web UI."""
+
+    snapshot_id: str
+    samples: list[Sample]
+
+
+class Status(BaseModel):
+    """Liveness / readiness."""
+
+    status: str
+    model_name: str | None = None
+    model_version: int | None = None
+
+
+_INSTANCE = {
+    "oneOf": [
+        {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "number"}},
+            "minItems": IMAGE_SIZE,
+            "maxItems": IMAGE_SIZE,
+            "description": "28 rows of 28 pixel values 0-255",
+        },
+        {
+            "type": "array",
+            "items": {"type": "number", "minimum": 0, "maximum": 255},
+            "minItems": IMAGE_SIZE * IMAGE_SIZE,
+            "maxItems": IMAGE_SIZE * IMAGE_SIZE,
+            "description": "784 pixel values 0-255, row by row",
+        },
+        {
+            "type": "object",
+            "properties": {"b64": {"type": "string", "format": "byte"}},
+            "required": ["b64"],
+            "description": "an image file (JPEG, PNG, ...) in base64",
+        },
+    ]
+}
+_JSON_BODY = {
+    "schema": {
+        "type": "object",
+        "required": ["instances"],
+        "properties": {
+            "instances": {"type": "array", "items": _INSTANCE, "minItems": 1},
+            "return_image": {"type": "boolean", "default": False},
+        },
+    }
+}
+
+
+def request_body(*, batch: bool) -> dict[str, Any]:
+    """The ``requestBody`` of the predict routes (they read the body themselves)."""
+    files = (
+        {
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        }
+        if batch
+        else {"file": {"type": "string", "format": "binary"}}
+    )
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {**files, "return_image": {"type": "boolean"}},
+                **({} if batch else {"required": ["file"]}),
+            }
+        },
+        "application/json": _JSON_BODY,
+    }
+    if not batch:
+        content["image/*"] = {"schema": {"type": "string", "format": "binary"}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for problem details with these status codes."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {"application/problem+json": {}},
+            "description": "problem details",
+        }
+        for status in statuses
+    }
