@@ -13,8 +13,11 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
 STAMP := $(VENV)/.installed
 FMNIST := $(BIN)/fmnist
 PYTEST_ARGS ?=
+DEMO_PRESET ?= default
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: help install lock data demo test test-heavy lint bench clean
+.PHONY: help install lock data demo test test-heavy lint bench bench-train clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,7 +34,7 @@ install: $(STAMP) ## Create the virtual environment and install the pinned depen
 
 lock: ## Re-resolve the extras and rewrite requirements/lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,dev]' $(QUIET_PIP)
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,browser,dev]' $(QUIET_PIP)
 	$(PIP) freeze --exclude-editable | grep -v '^fmnist' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/lock.txt
 	@touch $(STAMP)
 
@@ -39,13 +42,14 @@ data: $(STAMP) ## Install Debian's dataset package when possible, then fetch and
 	@bash scripts/install-dataset.sh
 	$(FMNIST) data fetch
 
-demo: data ## Set everything up and run the main job
+demo: data ## Set everything up, run the main job (snapshot, train, evaluate, register), serve it
 	$(FMNIST) data validate
-	$(FMNIST) data snapshot
-	$(FMNIST) data list
+	$(FMNIST) pipeline run --preset $(DEMO_PRESET)
+	$(FMNIST) serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## Run the test suite with coverage (heavy tests excluded)
 	@bash scripts/install-dataset.sh || true
+	@bash scripts/install-browser.sh || true
 	$(BIN)/pytest -m "not heavy" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
@@ -57,8 +61,15 @@ lint: $(STAMP) ## ruff (lint + format check), mypy and the docstring coverage
 	$(BIN)/mypy
 	$(BIN)/interrogate src/fmnist
 
-bench: data ## Run the benchmarks and print measured figures
+bench: data ## Run the benchmarks and print measured figures (about 10 minutes)
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_onnx.py
+	$(BIN)/python benchmarks/bench_train.py --preset quick
+	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_http.py
+
+bench-train: data ## Time the default training preset on the full data (about 5 minutes)
+	$(BIN)/python benchmarks/bench_train.py --preset default
 
 clean: ## Remove the virtual environment and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -6,7 +6,8 @@ Without ``--onnx`` it uses ``benchmarks/results/quick-model.onnx``, training the
 (about a minute on 2 idle cores, torch needed) and exporting it with its temperature and OOD
 threshold the first time. It then measures, interleaved and repeated (medians reported):
 
-(a) bare ONNX Runtime: ``session.run`` on ready float32 batches of 256 test images;
+(a) bare ONNX Runtime: ``session.run`` on ready float32 batches of 256 test images, measured
+    just before and just after each job run (the ratio uses those two);
 (b) the whole batch job, from opening the input to the combined Parquet file (reading,
     decompressing, conversion, decisions, shard and final writes included; the model load is
     not), on the 10,000 test images from their gzipped IDX file and on all 70,000 images from
@@ -140,7 +141,7 @@ def main() -> int:
     parser.add_argument("--onnx", type=Path, help="exported model (default: the quick preset)")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: settings)")
     parser.add_argument("--batch-size", type=int, help="job batch size (default: settings)")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of measurements")
     args = parser.parse_args()
     settings = load_settings().settings
     threads = args.threads or settings.batch.intra_op_threads
@@ -159,35 +160,45 @@ def main() -> int:
     runs: dict[str, list[dict[str, Any]]] = {"idx_10k": [], "npy_70k": []}
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-batch-") as tmp:
         work = Path(tmp)
-        all_images = np.concatenate(
-            [parse_idx(read_raw(folder / TRAIN_IMAGES).content), test_images]
-        )
-        np.save(work / "all.npy", all_images)
-        del all_images
+        train_images = parse_idx(read_raw(folder / TRAIN_IMAGES).content)
+        np.save(work / "all.npy", np.concatenate([train_images, test_images]))
+        del train_images
         sources = {"idx_10k": folder / TEST_IMAGES, "npy_70k": work / "all.npy"}
         min_confidence = settings.serving.min_confidence
         for source in sources.values():  # warm the page cache and the code paths
             job(model, source, work, min_confidence)
         for round_ in range(args.repeats):
-            bare.append(bare_ort(model, test_images))
+            line = []
             for name, source in sources.items():
-                runs[name].append(job(model, source, work, min_confidence))
-            print(
-                f"round {round_ + 1}: bare {bare[-1]:,.0f} img/s; "
-                + "; ".join(f"{n} {r[-1]['images_per_s']:,.0f} img/s" for n, r in runs.items())
-            )
+                # Bare runs just before and after each job run, lasting about as long, so a
+                # change in the load of a shared machine hits both sides of the ratio alike.
+                expected = runs[name][-1]["seconds"] if runs[name] else 1.0
+                before = bare_ort(model, test_images, seconds=min(3.0, expected))
+                record = job(model, source, work, min_confidence)
+                after = bare_ort(model, test_images, seconds=min(3.0, record["seconds"]))
+                record["bare_around"] = (before + after) / 2
+                record["share_of_bare"] = record["images_per_s"] / record["bare_around"]
+                bare += [before, after]
+                runs[name].append(record)
+                line.append(
+                    f"{name} {record['images_per_s']:,.0f} img/s vs bare "
+                    f"{record['bare_around']:,.0f} ({record['share_of_bare']:.0%})"
+                )
+            print(f"round {round_ + 1}: " + "; ".join(line))
     load_after = os.getloadavg()
 
     bare_median = statistics.median(bare)
     jobs = {}
     for name, records in runs.items():
         rate = statistics.median(r["images_per_s"] for r in records)
+        share = statistics.median(r["share_of_bare"] for r in records)
         jobs[name] = {
             "rows": records[0]["rows"],
             "images_per_s": round(rate),
             "seconds_median": round(statistics.median(r["seconds"] for r in records), 3),
-            "bare_over_job": round(bare_median / rate, 3),
-            "share_of_bare": round(rate / bare_median, 3),
+            "share_of_bare": round(share, 3),
+            "bare_over_job": round(1 / share, 3),
+            "share_of_bare_runs": [round(r["share_of_bare"], 3) for r in records],
             "unknown": records[0]["unknown"],
             "output_mb": round(records[0]["output_mb"], 2),
         }
@@ -214,7 +225,8 @@ def main() -> int:
     for name, fig in jobs.items():
         print(
             f"(b) batch job {name:<8} (batch {batch_size}): {fig['images_per_s']:>10,} images/s"
-            f"  (a)/(b) = {fig['bare_over_job']:.3f}, job = {fig['share_of_bare']:.1%} of bare"
+            f"  (a)/(b) = {fig['bare_over_job']:.3f}: job = {fig['share_of_bare']:.1%} of bare "
+            "(median over rounds of job / bare runs around it)"
         )
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)

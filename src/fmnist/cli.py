@@ -124,11 +124,15 @@ def config_show(
 def _register_subcommands() -> None:
     from fmnist.data.cli import data_app
     from fmnist.evaluation.cli import evaluate_command
+    from fmnist.evaluation.leaderboard_cli import benchmark_command
     from fmnist.pipelines.cli import pipeline_app
+    from fmnist.platform.automl_cli import automl_app
     from fmnist.registry.cli import models_app
     from fmnist.serving.cli import serve_command
     from fmnist.serving.predict_cli import predict_app
+    from fmnist.training.baselines_cli import baselines_app
     from fmnist.training.cli import train_command
+    from fmnist.training.hpo_cli import hpo_app
 
     app.add_typer(data_app, name="data")
     app.command("train")(train_command)
@@ -137,6 +141,10 @@ def _register_subcommands() -> None:
     app.add_typer(pipeline_app, name="pipeline")
     app.add_typer(predict_app, name="predict")
     app.command("serve")(serve_command)
+    app.add_typer(hpo_app, name="hpo")
+    app.add_typer(baselines_app, name="baselines")
+    app.add_typer(automl_app, name="automl")
+    app.command("benchmark")(benchmark_command)
 
 
 _register_subcommands()

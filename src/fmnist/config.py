@@ -128,6 +128,11 @@ class ServingSettings(_Section):
     )
     workers: int = Field(1, ge=1, le=64, description="server processes started by fmnist serve")
     access_log: bool = Field(True, description="one structured log line per request")
+    gc_freeze: bool = Field(
+        True,
+        description="exempt the objects alive after start-up from cyclic garbage collection "
+        "(full collections over them paused requests for 50-150 ms)",
+    )
 
 
 class BatchSettings(_Section):
@@ -137,13 +142,47 @@ class BatchSettings(_Section):
     intra_op_threads: int = Field(
         2, ge=1, le=64, description="ONNX Runtime threads (the job usually has the machine)"
     )
-    batch_size: int = Field(512, ge=1, le=65_536, description="images per ONNX Runtime call")
+    batch_size: int = Field(1024, ge=1, le=65_536, description="images per ONNX Runtime call")
     array_shard_size: int = Field(
         65_536, ge=1, description="rows per output shard for IDX, NPY, NPZ and Parquet input"
     )
     image_shard_size: int = Field(2_048, ge=1, description="rows per shard for image folders")
     decode_workers: int | None = Field(
         None, ge=1, le=256, description="threads decoding photos; default: usable cores"
+    )
+
+
+class HpoSettings(_Section):
+    """Hyperparameter search with Optuna (``fmnist hpo run``)."""
+
+    storage: str | None = Field(
+        None, description="Optuna RDB URL; default sqlite:///<home>/optuna/optuna.db"
+    )
+    seed: int = Field(0, ge=0, description="seed of the TPE sampler")
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner_startup_trials: int = Field(
+        4, ge=0, description="finished trials before the median pruner starts pruning"
+    )
+    pruner_warmup_epochs: int = Field(2, ge=0, description="epochs a trial runs before a prune")
+    trial_max_minutes: float = Field(20.0, gt=0, description="wall-time cap of one trial")
+    min_epochs: int = Field(6, ge=1, le=500, description="lower end of the epochs searched")
+    max_epochs: int = Field(16, ge=1, le=500, description="upper end of the epochs searched")
+
+    @model_validator(mode="after")
+    def _epoch_range(self) -> HpoSettings:
+        if self.min_epochs > self.max_epochs:
+            raise ValueError("hpo.min_epochs must not exceed hpo.max_epochs")
+        return self
+
+
+class BenchmarkSettings(_Section):
+    """The leaderboard (``fmnist benchmark``) and the classical baselines."""
+
+    latency_runs: int = Field(500, ge=10, description="batch-1 calls timed for the median latency")
+    throughput_seconds: float = Field(3.0, gt=0, description="seconds spent timing batch-256 calls")
+    ort_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads when timing")
+    baseline_minutes: float = Field(
+        20.0, gt=0, description="wall-time budget of the classical baseline sweep"
     )
 
 
@@ -185,6 +224,8 @@ class Settings(BaseSettings):
     gates: GateSettings = Field(default_factory=GateSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    hpo: HpoSettings = Field(default_factory=HpoSettings)
+    benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     agnostic: AgnosticSettings = Field(default_factory=AgnosticSettings)
 
@@ -228,6 +269,13 @@ class Settings(BaseSettings):
         if self.tracking.tracking_uri:
             return self.tracking.tracking_uri
         return f"sqlite:///{(self.home / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def resolved_optuna_storage(self) -> str:
+        """The Optuna study storage URL: configured, or a SQLite file under ``home``."""
+        if self.hpo.storage:
+            return self.hpo.storage
+        return f"sqlite:///{(self.home / 'optuna' / 'optuna.db').resolve()}"
 
     @property
     def resolved_artifact_root(self) -> str:

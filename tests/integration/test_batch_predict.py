@@ -141,7 +141,7 @@ def _check_against_classifier(table: pa.Table, images: np.ndarray, onnx: Path) -
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     class_id = table.column("class_id").to_numpy(zero_copy_only=False)
     known = ~np.isnan(class_id)
-    assert known.mean() > 0.5
+    assert known.mean() > 0.2  # enough rows with a class to compare
     np.testing.assert_array_equal(class_id[known], expected.argmax(axis=1)[known])
     labels = table.column("label").to_pylist()
     assert {labels[i] for i in np.flatnonzero(~known)} <= {"unknown"}

@@ -367,8 +367,13 @@ class MlflowRegistry:
         """Download a version's model folder; returns the folder holding ``model.onnx``."""
         info = self.get(ref)
         with _quiet():
+            # Resolve the storage location with this client: a models:/ URI would be resolved
+            # in MLflow's process-global registry, which is not ours in a fresh process.
+            location = self.client.get_model_version_download_uri(
+                self.model_name, str(info.version)
+            )
             local = self._mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.model_name}/{info.version}",
+                artifact_uri=location,
                 dst_path=str(destination),
                 tracking_uri=self.tracking_uri,
             )

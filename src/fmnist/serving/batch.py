@@ -117,7 +117,7 @@ def load_onnx_model(
     name: str | None = None,
     version: str | None = None,
     threads: int = 2,
-    batch_size: int = 512,
+    batch_size: int = 1024,
 ) -> BatchModel:
     """Load an exported ONNX classifier; name and version default to the file name and
     ``sha256:<first 12 hex digits>``."""
@@ -136,7 +136,7 @@ def load_onnx_model(
 
 
 def load_registered_model(
-    settings: Settings, ref: str | None = None, *, threads: int = 2, batch_size: int = 512
+    settings: Settings, ref: str | None = None, *, threads: int = 2, batch_size: int = 1024
 ) -> BatchModel:
     """Download version or alias ``ref`` (default ``serving.model_ref``) from the registry and
     load it; the alias is resolved once, so the whole job uses one version."""
@@ -424,7 +424,7 @@ def run_batch(
     *,
     min_confidence: float,
     shard_size: int | None = None,
-    batch_size: int = 512,
+    batch_size: int = 1024,
     fail_on_error: bool = False,
     overwrite: bool = False,
     keep_parts: bool = False,

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from fmnist.config import Settings
+from fmnist.errors import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -50,11 +51,23 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def _with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with the command-line values (None: unchanged), validated."""
+    from pydantic import ValidationError
+
     from fmnist.config import ServingSettings
 
     updates = {k: v for k, v in changes.items() if v is not None}
-    serving = ServingSettings.model_validate({**settings.serving.model_dump(), **updates})
+    try:
+        serving = ServingSettings.model_validate({**settings.serving.model_dump(), **updates})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid option: {problems}") from None
     return settings.model_copy(update={"serving": serving})
 
 
@@ -69,7 +82,11 @@ def serve_command(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Server processes (default serving.workers, 1).")
+        int | None,
+        typer.Option(
+            help="Server processes (default serving.workers, 1); they share one listening "
+            "socket created here with TCP_NODELAY."
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -87,11 +104,16 @@ def serve_command(
         workers=workers,
     )
     serving = settings.serving
+    if log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(
+            f"invalid --log-level {log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
+        )
     logging.config.dictConfig(log_config(log_level))
     store = ModelStore(settings)
     model = store.load_default()  # fails with one line when nothing is registered
 
-    shown_host = f"[{serving.host}]" if ":" in serving.host else serving.host
+    shown_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(serving.host, serving.host)  # noqa: S104
+    shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
     base = f"http://{shown_host}:{serving.port}"
     typer.echo(f"serving {model.name} version {model.version} ({serving.model_ref})")
     typer.echo(f"web UI:   {base}/")

@@ -296,13 +296,17 @@ class ModelStore:
     def _default_key(self) -> ModelKey:
         from fmnist.registry.mlflow_registry import RegistryError
 
+        missing = NoModelError(
+            f"no model registered as {self.default_name!r}@{self.default_ref}: "
+            "run `fmnist pipeline run` first"
+        )
+        uri = self._settings.resolved_tracking_uri
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+            raise missing  # no tracking store yet: do not create one just to find it empty
         try:
             info = self.registry().get(self.default_ref)
         except RegistryError as exc:
-            raise NoModelError(
-                f"no model registered as {self.default_name!r}@{self.default_ref}: "
-                "run `fmnist pipeline run` first"
-            ) from exc
+            raise missing from exc
         return (info.name, info.version)
 
     def load_default(self) -> LoadedModel:

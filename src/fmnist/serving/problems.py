@@ -175,6 +175,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Render every error the app can raise as problem details."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
+        """A route's expected error."""
         assert isinstance(exc, ProblemError)
         return problem_response(
             request.scope,
@@ -187,14 +188,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_validation(request: Request, exc: Exception) -> Response:
+        """Malformed JSON (400) or a body/query of the wrong shape (422)."""
         assert isinstance(exc, RequestValidationError)
         return validation_problem(request.scope, list(exc.errors()))
 
     async def on_image(request: Request, exc: Exception) -> Response:
+        """An unusable image or pixel instance."""
         assert isinstance(exc, InvalidImageError)
         return image_problem(request.scope, exc)
 
     async def on_body_too_large(request: Request, exc: Exception) -> Response:
+        """A body that grew past the limit while streaming."""
         assert isinstance(exc, BodyTooLargeError)
         return problem_response(
             request.scope,
@@ -206,6 +210,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_http(request: Request, exc: Exception) -> Response:
+        """Starlette's HTTP errors (unknown path, wrong method, bad multipart)."""
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
         detail = str(exc.detail)
@@ -218,6 +223,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(request.scope, status, detail, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        """A bug: log the traceback, answer 500 without it."""
         logger.error(
             "unhandled error request_id=%s",
             request.scope.get("state", {}).get("request_id"),

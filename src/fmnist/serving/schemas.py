@@ -171,3 +171,18 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+def problem_media_types(spec: dict[str, Any]) -> dict[str, Any]:
+    """Move problem schemas from ``application/json`` to ``application/problem+json``.
+
+    FastAPI documents a response model under the route's media type; problem responses are
+    declared with an empty ``application/problem+json`` entry and fixed up here.
+    """
+    for methods in spec.get("paths", {}).values():
+        for operation in methods.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if "application/problem+json" in content and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
+    return spec

@@ -72,8 +72,36 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train_subset": 5000,
         "threads": 1,
     },
+    "mlp": {
+        "model": "mlp",
+        "model_options": {"hidden": 512, "dropout": 0.2},
+        "epochs": 20,
+        "lr": 2e-3,
+        "augment": {"crop_padding": 0, "hflip_p": 0.0},
+    },
+    "resnet": {
+        "model": "resnet",
+        "model_options": {"widths": [32, 64, 128], "blocks_per_stage": 2, "dropout": 0.1},
+        "epochs": 12,
+    },
+    "vit": {
+        "model": "vit",
+        "model_options": {"patch_size": 4, "dim": 128, "depth": 4, "heads": 4, "dropout": 0.1},
+        "epochs": 15,
+        "lr": 1e-3,
+        "grad_clip": 1.0,
+    },
 }
-"""Named configs: ``default`` (the full run), ``quick`` (about a minute), ``tiny`` (tests)."""
+"""Named configs: ``default`` (the full CNN run), ``quick`` (about a minute), ``tiny`` (tests),
+and one per leaderboard architecture (``mlp``, ``resnet``, ``vit``; the CNN is ``default``)."""
+
+LEADERBOARD_PRESETS: dict[str, str] = {
+    "cnn": "default",
+    "mlp": "mlp",
+    "resnet": "resnet",
+    "vit": "vit",
+}
+"""Leaderboard model name -> the preset that trains it (``fmnist benchmark``)."""
 
 
 def make_config(preset: str = "default", **overrides: Any) -> TrainConfig:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -183,15 +184,22 @@ def train(
     *,
     resume: bool = False,
     show_progress: bool = True,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
 ) -> TrainResult:
     """Train ``config`` on ``snapshot``'s train split, selecting on its validation split.
 
     Writes ``checkpoint_path`` atomically after every epoch. With ``resume=True`` and an
     existing checkpoint of the same config and snapshot, training continues after the last
     completed epoch. Raises :class:`TrainingInterruptedError` on Ctrl-C.
+
+    ``on_epoch_end`` is called with each completed epoch's record after that epoch's
+    checkpoint is written; an exception it raises (for example Optuna's ``TrialPruned``)
+    stops training and propagates unchanged, leaving the checkpoint of that epoch complete.
     """
     with torch_threads(config.threads) as threads:
-        return _train(config, snapshot, checkpoint_path, resume, show_progress, threads)
+        return _train(
+            config, snapshot, checkpoint_path, resume, show_progress, threads, on_epoch_end
+        )
 
 
 def _train(
@@ -201,6 +209,7 @@ def _train(
     resume: bool,
     show_progress: bool,
     threads: int,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
 ) -> TrainResult:
     precision = resolve_precision(config.precision)
     train_images, train_labels = snapshot.split("train")
@@ -325,6 +334,8 @@ def _train(
                     train_seconds=elapsed(),
                     stopped=stopped,
                 )
+                if on_epoch_end is not None:
+                    on_epoch_end(record)
                 if stopped != "completed":
                     break
         except KeyboardInterrupt:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from fmnist.evaluation.run import evaluate_and_register
 from fmnist.platform.storage import open_storage
 from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION, MlflowRegistry
 from fmnist.serving.app import create_app
+from fmnist.serving.cli import listening_socket
 from fmnist.training.config import make_config
 from fmnist.training.run import train_and_log
 
@@ -91,6 +91,7 @@ def serving_settings(base: Settings, **serving: Any) -> Settings:
         "max_body_bytes": 1024 * 1024,
         "max_batch": 1000,
         "access_log": False,
+        "gc_freeze": False,  # a test process is not a server: keep its collector as it is
         **serving,
     }
     updated = base.serving.model_copy(update=options)
@@ -101,9 +102,7 @@ def serving_settings(base: Settings, **serving: Any) -> Settings:
 def running(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free loopback port; yields the base URL."""
     app = create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY, as `fmnist serve` does
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
