@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -37,7 +36,7 @@ from fmnist import __version__
 from fmnist.config import Settings, load_settings
 from fmnist.data.idx import parse_idx, read_raw
 from fmnist.registry.onnx_runtime import LOGITS, PROBABILITIES, to_model_input
-from fmnist.runtime_info import cpu_model
+from fmnist.runtime_info import cores_usable, cpu_model, load_average
 from fmnist.serving.batch import BatchModel, load_onnx_model, run_batch
 from fmnist.serving.batch_inputs import open_input
 
@@ -154,7 +153,7 @@ def main() -> int:
     model = load_onnx_model(onnx_path, threads=threads, batch_size=batch_size)
     folder = data_dir(settings)
     test_images = parse_idx(read_raw(folder / TEST_IMAGES).content)
-    load_before = os.getloadavg()
+    load_before = load_average()
 
     bare: list[float] = []
     runs: dict[str, list[dict[str, Any]]] = {"idx_10k": [], "npy_70k": []}
@@ -185,7 +184,7 @@ def main() -> int:
                     f"{record['bare_around']:,.0f} ({record['share_of_bare']:.0%})"
                 )
             print(f"round {round_ + 1}: " + "; ".join(line))
-    load_after = os.getloadavg()
+    load_after = load_average()
 
     bare_median = statistics.median(bare)
     jobs = {}
@@ -213,10 +212,10 @@ def main() -> int:
         "bare_ort_runs": [round(b) for b in bare],
         "jobs": jobs,
         "job_runs": {n: [round(r["images_per_s"]) for r in rs] for n, rs in runs.items()},
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in load_after],
+        "load_average_before": load_before,
+        "load_average_after": load_after,
         "cpu": cpu_model(),
-        "cores_usable": len(os.sched_getaffinity(0)),
+        "cores_usable": cores_usable(),
         "onnxruntime": ort.__version__,
         "fmnist": __version__,
     }

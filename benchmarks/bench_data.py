@@ -9,8 +9,6 @@ lakes that are deleted afterwards, so nothing is written under ``FMNIST_HOME``.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -20,46 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import pyarrow
-
-from fmnist import __version__
 from fmnist.config import Settings, load_settings
 from fmnist.data.snapshot import load_snapshot, write_snapshot
 from fmnist.data.sources import RawDataset, default_sources, load_raw
 from fmnist.data.validation import validate_splits
 from fmnist.platform.storage import open_storage
+from fmnist.runtime_info import benchmark_machine
 
 RUNS = 5
 Format = Literal["parquet", "npz"]
 FORMATS: tuple[Format, ...] = ("parquet", "npz")
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or the platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "cpu": cpu_model(),
-        "cores_online": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pyarrow": pyarrow.__version__,
-        "fmnist": __version__,
-        "platform": platform.platform(),
-        "loadavg_1m_at_start": os.getloadavg()[0],
-    }
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
@@ -116,11 +85,11 @@ def main() -> int:
     """Measure, print a table and write the JSON results."""
     started = time.perf_counter()
     settings = load_settings().settings
-    info = machine()
+    info = benchmark_machine("numpy", "pyarrow")
     print(
         f"machine: {info['cpu']}, {info['cores_usable']} usable of {info['cores_online']} cores; "
         f"python {info['python']}, numpy {info['numpy']}, pyarrow {info['pyarrow']}; "
-        f"load average {info['loadavg_1m_at_start']:.2f} (other work on the cores slows every step)"
+        f"load average {info['load_average'][0]:.2f} (other work on the cores slows every step)"
     )
 
     load_times, raw = timed(lambda: load_raw(default_sources(settings)), RUNS)

@@ -30,7 +30,6 @@ import asyncio
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -44,6 +43,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from fmnist.runtime_info import benchmark_machine, load_average
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "http.json"
@@ -82,22 +83,6 @@ end
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def load_average() -> list[float]:
-    """The 1, 5 and 15 minute load averages, rounded."""
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or the platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def free_port() -> int:
@@ -555,11 +540,7 @@ def main() -> int:
     body_path.write_bytes(multipart_body(sample_png(home)))
     results: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores_usable": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-        },
+        "machine": benchmark_machine(),
         "setup": "fmnist serve, 1 worker, httptools, asyncio loop, validation + metrics + "
         "access log on; client on the same machine (127.0.0.1); one 28x28 PNG per request "
         "(multipart)",

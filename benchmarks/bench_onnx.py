@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -30,10 +28,10 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from fmnist import __version__
 from fmnist.config import load_settings
 from fmnist.data.loaders import to_tensor
 from fmnist.data.sources import RawDataset, default_sources, load_raw
+from fmnist.models import build_model
 from fmnist.registry.onnx_export import (
     InferenceModel,
     evaluate_quantization,
@@ -41,33 +39,19 @@ from fmnist.registry.onnx_export import (
     quantize_int8,
 )
 from fmnist.registry.onnx_runtime import OnnxClassifier, to_model_input
+from fmnist.runtime_info import benchmark_machine, cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "onnx.json"
 N_TRAIN = 3_000
 
 
-def small_cnn() -> nn.Module:
-    """The development CNN: two Conv-BN-ReLU-Pool blocks and two linear layers."""
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(64 * 5 * 5, 128),
-        nn.ReLU(),
-        nn.Linear(128, 10),
-    )
-
-
 def train_small_cnn(raw: RawDataset, steps: int = 300) -> nn.Module:
-    """A few hundred Adam steps on the first 3,000 training images (enough to be meaningful)."""
+    """A few hundred Adam steps on the first 3,000 training images (enough to be meaningful).
+
+    The model is the zoo's CNN cut to two one-convolution stages (32 and 64 channels).
+    """
     torch.manual_seed(0)
-    model = small_cnn()
+    model = build_model("cnn", widths=(32, 64), convs_per_stage=1)
     x = to_tensor(raw.train_images[:N_TRAIN].copy())
     y = torch.from_numpy(raw.train_labels[:N_TRAIN].astype(np.int64))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -78,17 +62,6 @@ def train_small_cnn(raw: RawDataset, steps: int = 300) -> nn.Module:
         loss.backward()
         optimizer.step()
     return model.eval()
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or the platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def median_s(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
@@ -186,14 +159,7 @@ def main() -> int:
     elapsed = time.perf_counter() - began
     results = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores_usable": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnxruntime": ort.__version__,
-            "fmnist": __version__,
-        },
+        "machine": benchmark_machine("torch", "onnxruntime"),
         "model": source,
         "threads": args.threads,
         "engines": engines,

@@ -22,7 +22,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import statistics
 import time
 from collections import Counter
@@ -34,9 +33,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageOps
 
-from fmnist import CLASS_NAMES, IMAGE_SIZE, __version__
+from fmnist import CLASS_NAMES, IMAGE_SIZE
 from fmnist.config import ServingSettings
 from fmnist.registry.onnx_runtime import OnnxClassifier
+from fmnist.runtime_info import benchmark_machine
 from fmnist.serving.preprocess import decode_image, preprocess_bytes, preprocess_image
 from fmnist.serving.unknown import Verdict, decide, energy_threshold_from_metadata
 
@@ -296,13 +296,7 @@ def main() -> int:
 
     results = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "fmnist": __version__,
-            "loadavg_1m": os.getloadavg()[0],
-        },
+        "machine": benchmark_machine("numpy", "pillow", "onnxruntime"),
         "model": str(args.model),
         "temperature": model.temperature,
         "energy_threshold": energy_threshold_from_metadata(model.metadata),

@@ -1,4 +1,4 @@
-"""Shared fixtures: per-test isolation of settings and paths, and the real Fashion-MNIST files."""
+"""Shared fixtures: per-test isolation of settings and paths, real Fashion-MNIST, MLflow store."""
 
 from __future__ import annotations
 
@@ -67,6 +67,20 @@ def raw_subset(raw_dataset: RawDataset) -> RawDataset:
     Own checksums give the subset its own content hash, hence its own snapshot id.
     """
     return subset(raw_dataset, 6_000, 1_000)
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite store, made once per session.
+
+    Creating a store runs MLflow's migrations (several seconds); tests that need a fresh store
+    copy this file with :mod:`tracking_home`'s functions instead.
+    """
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from fmnist import __version__
 
@@ -36,10 +38,10 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape results."""
+def package_versions(packages: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions of fmnist, Python and ``packages`` (default: those that shape results)."""
     versions = {"fmnist": __version__, "python": platform.python_version()}
-    for name in TRACKED_PACKAGES:
+    for name in packages:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
@@ -58,12 +60,35 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cores_usable() -> int:
+    """Logical cores this process may run on (its CPU affinity, where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 0
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, rounded to 2 decimals."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def hardware() -> dict[str, str]:
     """CPU model, logical cores and architecture."""
-    import os
-
     return {
         "cpu": cpu_model(),
         "cores": str(os.cpu_count() or 0),
         "machine": platform.machine(),
+    }
+
+
+def benchmark_machine(*packages: str) -> dict[str, Any]:
+    """What a benchmark ran on: CPU, cores online and usable, platform, load average now, and
+    the versions of fmnist, Python and ``packages``."""
+    return {
+        "cpu": cpu_model(),
+        "cores_online": os.cpu_count() or 0,
+        "cores_usable": cores_usable(),
+        "platform": platform.platform(),
+        "load_average": load_average(),
+        **package_versions(packages),
     }

@@ -25,17 +25,3 @@ def mirror(mirror_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     with serve(mirror_files) as running:
         yield running
-
-
-@pytest.fixture(scope="session")
-def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated MLflow SQLite store, made once per session.
-
-    Creating a store runs MLflow's migrations (several seconds); tests that need a fresh store
-    copy this file with :func:`tracking_home.prepare_home` instead.
-    """
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path

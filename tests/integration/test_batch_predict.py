@@ -10,7 +10,6 @@ import gzip
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist.cli import app
-from fmnist.config import Settings, load_settings
+from fmnist.config import Settings
 from fmnist.data.idx import parse_idx, read_raw, write_idx
-from fmnist.data.snapshot import write_snapshot
 from fmnist.data.sources import RawDataset
 from fmnist.errors import FmnistError
-from fmnist.evaluation.run import evaluate_and_register
-from fmnist.platform.storage import open_storage
 from fmnist.registry.mlflow_registry import CHAMPION, MlflowRegistry
 from fmnist.registry.onnx_runtime import OnnxClassifier
 from fmnist.serving.batch import (
@@ -44,14 +40,8 @@ from fmnist.serving.batch import (
 from fmnist.serving.batch_inputs import BatchInputError, open_input
 from fmnist.serving.preprocess import preprocess_bytes
 from fmnist.serving.unknown import decide
-from fmnist.training.config import make_config
-from fmnist.training.run import train_and_log
+from tracking_home import register_tiny_models
 
-LOW_GATES = {
-    "FMNIST_GATES__MIN_ACCURACY": "0.5",
-    "FMNIST_GATES__MIN_CLASS_RECALL": "0.0",
-    "FMNIST_GATES__MAX_ECE": "0.2",
-}
 PHOTOS = Path(__file__).resolve().parents[2].parent / "shared/data/clothing-photos/validation"
 MIN_CONFIDENCE = 0.5
 
@@ -69,26 +59,18 @@ class Registered:
 
 @pytest.fixture(scope="module")
 def registered(
-    tmp_path_factory: pytest.TempPathFactory, raw_subset: RawDataset
-) -> Iterator[Registered]:
+    tmp_path_factory: pytest.TempPathFactory, raw_subset: RawDataset, mlflow_template_db: Path
+) -> Registered:
     """Snapshot a real subset, train the tiny preset, register it as champion."""
     home = tmp_path_factory.mktemp("batch")
-    env = {"FMNIST_HOME": str(home), **LOW_GATES}
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = load_settings().settings
-        manifest, _ = write_snapshot(
-            open_storage(settings.resolved_lake_url), raw_subset, settings.data, settings.validation
-        )
-        trained = train_and_log(settings, make_config("tiny"), show_progress=False)
-        outcome = evaluate_and_register(settings, trained.run_id, quantize=False)
-        assert outcome.promoted and outcome.version is not None
-        folder = MlflowRegistry(settings).download(CHAMPION, home / "champion")
-        snapshot_test = home / "lake" / "snapshots" / manifest.snapshot_id / "test.parquet"
-        yield Registered(
-            settings, env, folder / "model.onnx", outcome.version.version, snapshot_test
-        )
+    tiny = register_tiny_models(home, raw_subset, mlflow_template_db)
+    outcome = tiny.outcomes[0]
+    assert outcome.promoted and outcome.version is not None
+    folder = MlflowRegistry(tiny.settings).download(CHAMPION, home / "champion")
+    snapshot_test = home / "lake" / "snapshots" / tiny.snapshot_id / "test.parquet"
+    return Registered(
+        tiny.settings, tiny.env, folder / "model.onnx", outcome.version.version, snapshot_test
+    )
 
 
 @pytest.fixture(scope="module")

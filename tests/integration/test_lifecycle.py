@@ -6,7 +6,6 @@ real MLflow SQLite store; the tests assert different parts of what it produced.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,24 +16,18 @@ from typer.testing import CliRunner
 
 from fmnist.cli import app
 from fmnist.config import Settings, load_settings
-from fmnist.data.snapshot import load_snapshot, write_snapshot
+from fmnist.data.snapshot import load_snapshot
 from fmnist.data.sources import RawDataset
 from fmnist.evaluation.gates import apply_gates
 from fmnist.evaluation.metrics import evaluate_logits
-from fmnist.evaluation.run import EvaluationOutcome, evaluate_and_register
+from fmnist.evaluation.run import EvaluationOutcome
 from fmnist.models import build_model
 from fmnist.platform.storage import open_storage
 from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION, MlflowRegistry, RegistryError
 from fmnist.registry.onnx_export import export_onnx_checked
 from fmnist.registry.onnx_runtime import OnnxClassifier
-from fmnist.training.config import make_config
-from fmnist.training.run import TrainedRun, train_and_log
-
-LOW_GATES = {
-    "FMNIST_GATES__MIN_ACCURACY": "0.5",
-    "FMNIST_GATES__MIN_CLASS_RECALL": "0.0",
-    "FMNIST_GATES__MAX_ECE": "0.2",
-}
+from fmnist.training.run import TrainedRun
+from tracking_home import register_tiny_models
 
 
 @dataclass
@@ -52,25 +45,20 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(
-    tmp_path_factory: pytest.TempPathFactory, raw_subset: RawDataset
-) -> Iterator[Scenario]:
+    tmp_path_factory: pytest.TempPathFactory, raw_subset: RawDataset, mlflow_template_db: Path
+) -> Scenario:
     """Snapshot a real subset, train and evaluate two tiny models with gates a tiny model passes."""
-    home = tmp_path_factory.mktemp("lifecycle")
-    env = {"FMNIST_HOME": str(home), **LOW_GATES}
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = load_settings().settings
-        manifest, _ = write_snapshot(
-            open_storage(settings.resolved_lake_url), raw_subset, settings.data, settings.validation
-        )
-        first = train_and_log(settings, make_config("tiny"), show_progress=False)
-        first_outcome = evaluate_and_register(settings, first.run_id)
-        second = train_and_log(settings, make_config("tiny", seed=1), show_progress=False)
-        second_outcome = evaluate_and_register(settings, second.run_id, quantize=False)
-        yield Scenario(
-            settings, env, manifest.snapshot_id, first, first_outcome, second, second_outcome
-        )
+    tiny = register_tiny_models(
+        tmp_path_factory.mktemp("lifecycle"),
+        raw_subset,
+        mlflow_template_db,
+        seeds=(0, 1),
+        quantized_seeds=(0,),
+    )
+    (first, second), (first_outcome, second_outcome) = tiny.runs, tiny.outcomes
+    return Scenario(
+        tiny.settings, tiny.env, tiny.snapshot_id, first, first_outcome, second, second_outcome
+    )
 
 
 def test_tiny_training_is_far_above_chance(scenario: Scenario) -> None:

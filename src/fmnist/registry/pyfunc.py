@@ -7,11 +7,15 @@ class probabilities ``(N, 10)``. The PyTorch weights travel beside the ONNX file
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from mlflow.pyfunc.model import PythonModel
+
+# MLflow suggests type hints on predict(); the signature comes from the logged input example.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the .predict. method")
 
 
 class OnnxPyfuncModel(PythonModel):

@@ -130,8 +130,10 @@ class ModelStore:
         if ref is None or ref == self.default_ref:
             return self._default
         key = self._refs.get(ref)
-        if key is None:
-            return None
+        return None if key is None else self._loaded_model(key)
+
+    def _loaded_model(self, key: ModelKey) -> LoadedModel | None:
+        """The default or an LRU model with ``key`` (marked as recently used), if loaded."""
         default = self._default
         if default is not None and default.key == key:
             return default
@@ -224,11 +226,7 @@ class ModelStore:
         return versions[0]
 
     def _get_or_load(self, key: ModelKey) -> LoadedModel:
-        default = self._default
-        if default is not None and default.key == key:
-            return default
-        with self._lock:
-            model = self._loaded.get(key)
+        model = self._loaded_model(key)
         if model is not None:
             return model
         model = self._load(key)

@@ -7,10 +7,6 @@ on 127.0.0.1 (a free port) in a background thread and are talked to over real HT
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,24 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from fmnist.config import Settings, load_settings
-from fmnist.data.snapshot import write_snapshot
+from app_server import running
+from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
-from fmnist.evaluation.run import evaluate_and_register
-from fmnist.platform.storage import open_storage
 from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION, MlflowRegistry
-from fmnist.serving.app import create_app
-from fmnist.serving.cli import listening_socket
-from fmnist.training.config import make_config
-from fmnist.training.run import train_and_log
+from tracking_home import register_tiny_models
 
-LOW_GATES = {
-    "FMNIST_GATES__MIN_ACCURACY": "0.5",
-    "FMNIST_GATES__MIN_CLASS_RECALL": "0.0",
-    "FMNIST_GATES__MAX_ECE": "0.2",
-}
 ADMIN_TOKEN = "test-admin-token"
 PHOTOS = Path(__file__).resolve().parents[3].parent / "shared/data/clothing-photos/validation"
 
@@ -50,30 +35,19 @@ class Trained:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, raw_subset: RawDataset) -> Trained:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, raw_subset: RawDataset, mlflow_template_db: Path
+) -> Trained:
     """Snapshot the real subset, train and register two tiny models; promote the first."""
-    home = tmp_path_factory.mktemp("serving-home")
-    env = {"FMNIST_HOME": str(home), **LOW_GATES}
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("FMNIST_"):
-                mp.delenv(name)
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = load_settings().settings
-        storage = open_storage(settings.resolved_lake_url)
-        write_snapshot(storage, raw_subset, settings.data, settings.validation)
-        versions = []
-        for seed in (0, 1):
-            run = train_and_log(settings, make_config("tiny", seed=seed), show_progress=False)
-            outcome = evaluate_and_register(settings, run.run_id, quantize=False)
-            assert outcome.version is not None, outcome.decision.reasons
-            versions.append(outcome.version.version)
-    registry = MlflowRegistry(settings)
-    registry.promote(str(versions[0]), reason="serving tests start from version 1")
-    registry.set_alias(CHALLENGER, versions[1])
-    assert registry.get(CHAMPION).version == versions[0]
-    return Trained(settings, versions[0], versions[1])
+    tiny = register_tiny_models(
+        tmp_path_factory.mktemp("serving-home"), raw_subset, mlflow_template_db, seeds=(0, 1)
+    )
+    first, second = tiny.versions
+    registry = MlflowRegistry(tiny.settings)
+    registry.promote(str(first), reason="serving tests start from version 1")
+    registry.set_alias(CHALLENGER, second)
+    assert registry.get(CHAMPION).version == first
+    return Trained(tiny.settings, first, second)
 
 
 def restore_registry(trained: Trained, champion: int | None = None) -> None:
@@ -96,37 +70,6 @@ def serving_settings(base: Settings, **serving: Any) -> Settings:
     }
     updated = base.serving.model_copy(update=options)
     return base.model_copy(update={"serving": updated})
-
-
-@contextlib.contextmanager
-def running(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn on a free loopback port; yields the base URL."""
-    app = create_app(settings)
-    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY, as `fmnist serve` does
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        loop="asyncio",
-        http="h11",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        log_config=None,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from app_server import running
 from fmnist import CLASS_NAMES
 from fmnist.data.snapshot import load_snapshot
 from fmnist.platform.storage import open_storage
 from fmnist.registry.onnx_runtime import OnnxClassifier
 
-from .conftest import Trained, running, serving_settings
+from .conftest import Trained, serving_settings
 
 pytestmark = pytest.mark.network
 

@@ -10,10 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
+from app_server import running
 from fmnist.registry.mlflow_registry import CHAMPION, MlflowRegistry
 from fmnist.serving.model_store import ModelNotFoundError, ModelStore
 
-from .conftest import ADMIN_TOKEN, Trained, restore_registry, running, serving_settings
+from .conftest import ADMIN_TOKEN, Trained, restore_registry, serving_settings
 
 pytestmark = pytest.mark.network
 

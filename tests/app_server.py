@@ -1,0 +1,45 @@
+"""The real serving app under uvicorn on a free loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from fmnist.config import Settings
+from fmnist.serving.app import create_app
+from fmnist.serving.cli import listening_socket
+
+
+@contextlib.contextmanager
+def running(settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn on a free loopback port; yields the base URL."""
+    app = create_app(settings)
+    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY, as `fmnist serve` does
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        loop="asyncio",
+        http="h11",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
