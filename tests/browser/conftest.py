@@ -58,9 +58,13 @@ def api(ui_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context() -> Iterator[BrowserContext]:
-    """Headless Debian Chromium with a fresh profile, driven by Playwright."""
+    """Headless Debian Chromium with a fresh profile, driven by Playwright.
+
+    Module scope: Playwright's sync API keeps an asyncio loop running in this thread until it
+    stops, which would break later tests that call ``asyncio.run()``.
+    """
     from playwright.sync_api import sync_playwright
 
     with (
