@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -36,11 +37,21 @@ def main() -> None:
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=None)
+    parser.add_argument("--channels-last", choices=("on", "off"), default=None)
     args = parser.parse_args()
 
     settings = load_settings().settings
     raw = load_raw(default_sources(settings, show_progress=False))
-    config = make_config(args.preset, threads=args.threads, seed=args.seed)
+    channels_last = None if args.channels_last is None else args.channels_last == "on"
+    config = make_config(
+        args.preset,
+        threads=args.threads,
+        seed=args.seed,
+        precision=args.precision,
+        channels_last=channels_last,
+    )
+    variant = f"{args.preset}-{config.precision}-{'cl' if config.channels_last else 'nchw'}"
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         lake = open_storage(str(Path(tmp) / "lake"))
@@ -54,6 +65,8 @@ def main() -> None:
 
     figures = {
         "preset": args.preset,
+        "variant": variant,
+        "channels_last": config.channels_last,
         "model": config.model,
         "model_options": config.model_options,
         "parameters": result.parameters,
@@ -70,10 +83,10 @@ def main() -> None:
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": f"python benchmarks/bench_train.py --preset {args.preset}",
+        "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"train-{args.preset}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (RESULTS / f"train-{variant}.json").write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")

@@ -128,6 +128,8 @@ def test_evaluation_artifacts_exist(scenario: Scenario) -> None:
     assert artifacts["confusion_matrix"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = artifacts["model_card"].read_text()
     assert "Accuracy" in card and scenario.snapshot_id in card
+    parameters = card.split("- Parameters: ")[1].split("\n")[0]
+    assert int(parameters) == scenario.first.result.parameters
     report = scenario.first_outcome.report
     assert report.temperature is not None
     assert report.robustness is not None and "rotation" in report.robustness

@@ -140,9 +140,12 @@ def evaluate_and_register(
         atomic_write_text(out / "quantization.json", quantization.model_dump_json(indent=2))
         artifacts["quantization"] = out / "quantization.json"
 
+    run_params = registry.run_params(run_id)
     training_params = {
-        "parameters": run_tags.get("fmnist.parameters", "see run params"),
-        "config hash": run_tags.get("fmnist.config_hash", ""),
+        "Parameters": run_params.get("parameters", "unknown"),
+        "Precision": run_params.get("precision_used", "unknown"),
+        "Threads": run_params.get("threads_used", "unknown"),
+        "Config hash": run_tags.get("fmnist.config_hash", ""),
     }
     config = json.loads(json.dumps(_config_from_weights(weights_path)))
     card = out / "model_card.md"

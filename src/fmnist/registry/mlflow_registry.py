@@ -147,6 +147,11 @@ class MlflowRegistry:
             with _quiet():
                 mlflow.end_run()
 
+    def run_params(self, run_id: str) -> dict[str, str]:
+        """The parameters of a run."""
+        with _quiet():
+            return dict(self.client.get_run(run_id).data.params)
+
     def run_tags(self, run_id: str) -> dict[str, str]:
         """The tags of a run."""
         with _quiet():
