@@ -125,8 +125,10 @@ def _register_subcommands() -> None:
     from fmnist.data.cli import data_app
     from fmnist.evaluation.cli import evaluate_command
     from fmnist.evaluation.leaderboard_cli import benchmark_command
+    from fmnist.explain.cli import explain_app
     from fmnist.pipelines.cli import pipeline_app
     from fmnist.platform.automl_cli import automl_app
+    from fmnist.realworld.cli import experiment_app
     from fmnist.registry.cli import models_app
     from fmnist.serving.cli import serve_command
     from fmnist.serving.predict_cli import predict_app
@@ -145,6 +147,8 @@ def _register_subcommands() -> None:
     app.add_typer(baselines_app, name="baselines")
     app.add_typer(automl_app, name="automl")
     app.command("benchmark")(benchmark_command)
+    app.add_typer(explain_app, name="explain")
+    app.add_typer(experiment_app, name="experiment")
 
 
 _register_subcommands()

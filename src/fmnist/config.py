@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -100,6 +107,35 @@ class GateSettings(_Section):
     )
 
 
+class EvaluationSettings(_Section):
+    """Reported, not gated: confidence intervals, slices, behavioural tests, explanations."""
+
+    bootstrap_resamples: int = Field(1000, ge=10, le=100_000, description="resamples per metric")
+    bootstrap_seed: int = Field(0, ge=0)
+    confidence_level: float = Field(0.95, gt=0.5, lt=1, description="of every interval")
+    slice_bins: int = Field(4, ge=2, le=20, description="quantile bins per image property")
+    min_slice_size: int = Field(50, ge=1, description="smaller slices are never ranked worst")
+    worst_slices: int = Field(3, ge=1, le=50, description="slices highlighted as the weakest")
+    confused_pairs: int = Field(5, ge=1, le=45, description="most confused class pairs listed")
+    behavioural_sample: int = Field(
+        1000, ge=10, description="test images perturbed by the invariance tests"
+    )
+    behavioural_seed: int = Field(0, ge=0)
+    max_shift_1px_change_rate: float = Field(0.05, ge=0, le=1)
+    max_shift_2px_change_rate: float = Field(0.10, ge=0, le=1)
+    brightness_factors: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.8, 1.25], min_length=1, description="pixel value scalings"
+    )
+    max_brightness_change_rate: float = Field(0.06, ge=0, le=1)
+    max_flip_change_rate: float = Field(0.10, ge=0, le=1)
+    mft_per_class: int = Field(20, ge=1, le=1000, description="clear test images per class")
+    min_mft_pass_rate: float = Field(0.98, ge=0, le=1)
+    explanation_examples: int = Field(
+        3, ge=0, le=20, description="explained test images per kind (correct, wrong)"
+    )
+    explanation_method: str = Field("integrated_gradients", min_length=1)
+
+
 class ServingSettings(_Section):
     """The online API (``fmnist serve``) and the batch job (``fmnist predict batch``)."""
 
@@ -133,6 +169,61 @@ class ServingSettings(_Section):
         description="exempt the objects alive after start-up from cyclic garbage collection "
         "(full collections over them paused requests for 50-150 ms)",
     )
+    photo_model: str | None = Field(
+        "fmnist-photos@champion",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$",
+        description="model answering uploaded photos (not 28x28 Fashion-MNIST-like images) "
+        "when no ?model= is given; unregistered or null: the default model answers them",
+    )
+    segmentation: Literal["grabcut", "colour"] = Field(
+        "grabcut", description="photo foreground segmentation: GrabCut or the colour model alone"
+    )
+
+
+class ExplainSettings(_Section):
+    """Explanations (``POST /v1/explain``, ``fmnist explain``): sample counts and time limits.
+
+    The defaults keep integrated gradients (the API default) within 200 ms p95 for one image on
+    2 cores; the slower methods are bounded by their sample counts and their time limits.
+    """
+
+    max_images: int = Field(8, ge=1, le=1024, description="images per /v1/explain request")
+    torch_threads: int = Field(1, ge=1, le=64, description="PyTorch threads of the explainer")
+    load_timeout_s: float = Field(
+        120.0, gt=0, description="importing PyTorch and loading a version's weights"
+    )
+    integrated_gradients_time_limit_s: float = Field(2.0, gt=0, description="per request")
+    shap_time_limit_s: float = Field(10.0, gt=0, description="per request")
+    lime_time_limit_s: float = Field(20.0, gt=0, description="per request")
+    occlusion_time_limit_s: float = Field(10.0, gt=0, description="per request")
+    ig_steps: int = Field(32, ge=2, le=1024, description="integrated-gradients path points")
+    shap_background_size: int = Field(
+        64, ge=1, le=10_000, description="training images drawn as SHAP's background"
+    )
+    shap_samples: int = Field(64, ge=1, le=10_000, description="SHAP samples per image")
+    lime_num_samples: int = Field(500, ge=10, le=100_000, description="LIME images per image")
+    lime_segmentation: Literal["grid", "slic", "quickshift"] = Field(
+        "grid", description="LIME superpixels: square grid cells, SLIC or quickshift"
+    )
+    lime_grid_cell: int = Field(4, ge=1, le=28, description="grid cell side in pixels")
+    lime_slic_segments: int = Field(49, ge=2, le=784, description="SLIC target segment count")
+    lime_slic_compactness: float = Field(0.1, gt=0, description="SLIC compactness (grey image)")
+    lime_quickshift_kernel: float = Field(1.0, gt=0, description="quickshift kernel size")
+    lime_quickshift_max_dist: float = Field(4.0, gt=0, description="quickshift max distance")
+    occlusion_window: int = Field(4, ge=1, le=28, description="occluding square side, pixels")
+    occlusion_stride: int = Field(2, ge=1, le=28, description="occlusion stride, pixels")
+    seed: int = Field(0, ge=0, description="SHAP, LIME and background sampling")
+    faithfulness_samples: int = Field(
+        200, ge=2, le=10_000, description="test images of fmnist explain evaluate"
+    )
+    faithfulness_steps: int = Field(
+        28, ge=2, le=784, description="points of each deletion/insertion curve"
+    )
+
+    def time_limit_s(self, method: str) -> float:
+        """The time limit of one request with ``method``."""
+        limit: float = getattr(self, f"{method}_time_limit_s")
+        return limit
 
 
 class BatchSettings(_Section):
@@ -222,7 +313,9 @@ class Settings(BaseSettings):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    explain: ExplainSettings = Field(default_factory=ExplainSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     hpo: HpoSettings = Field(default_factory=HpoSettings)
     benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)

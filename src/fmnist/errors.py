@@ -51,6 +51,12 @@ class ExportError(FmnistError):
     exit_code = 1
 
 
+class QuantizationError(FmnistError):
+    """ONNX Runtime could not quantise a model to INT8 (the FP32 model is unaffected)."""
+
+    exit_code = 1
+
+
 InvalidImageKind = Literal["corrupt", "unsupported", "too_large", "empty", "invalid_instance"]
 """Why an input was rejected: undecodable bytes, not an accepted image format, too many pixels
 (a decompression bomb), no data or no pixels, or a malformed JSON pixel instance."""

@@ -130,6 +130,10 @@ def test_upload_shows_the_api_answer(page: Page, api: httpx.Client, pants_photo:
     badge = page.locator(tid("model-version"))
     assert badge.get_attribute("data-version") == str(served["version"])
     assert f"v{served['version']}" in badge.inner_text()
+    body = expected.json()  # a photo: the photo path, answered by the model the API names
+    path = page.locator(tid("result-path"))
+    assert path.get_attribute("data-path") == body["path"] == "photo"
+    expect(path).to_contain_text(f"answered by {body['model_name']} v{body['model_version']}")
 
     unknown = page.locator(tid("verdict-unknown"))
     if prediction["label"] == "unknown":
@@ -163,6 +167,7 @@ def test_clicking_a_test_sample_shows_a_result(page: Page, api: httpx.Client) ->
     assert page.get_attribute(tid("result-label"), "data-label") == answer["label"]
     expect(page.locator(tid("top3-item"))).to_have_count(3)
     expect(page.locator(tid("result-truth"))).to_contain_text(expected[0]["label"])
+    assert page.get_attribute(tid("result-path"), "data-path") == "fashion-mnist"
     assert page.locator(tid("model-input")).evaluate("img => img.naturalWidth") == 28
     assert samples.first.get_attribute("aria-pressed") == "true"
     screenshot(page, "sample")
@@ -170,6 +175,55 @@ def test_clicking_a_test_sample_shows_a_result(page: Page, api: httpx.Client) ->
     screenshot(page, "sample-dark")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "sample-mobile")
+
+
+def test_why_shows_an_explanation_heatmap(page: Page, api: httpx.Client) -> None:
+    """After a prediction, "Why?" posts the same image to /v1/explain and shows its heatmap
+    beside the prediction; another method re-explains."""
+    sample = api.get("/v1/samples", params={"n": 12, "seed": 0}).json()["samples"][0]
+    warm = api.post(  # the first explanation imports PyTorch: keep it out of the page's wait
+        "/v1/explain", files={"file": ("x.png", base64.b64decode(sample["png_b64"]), "image/png")}
+    )
+    assert warm.status_code == 200, warm.text
+    expected = warm.json()["explanations"][0]
+
+    with page.expect_response(lambda r: "/v1/predict" in r.url):
+        page.locator(tid("sample")).first.click()
+    wait_for_answer(page)
+    figure = page.locator(tid("explain-figure"))
+    expect(figure).to_be_hidden()
+    assert page.locator(tid("explain-method")).input_value() == "integrated_gradients"
+
+    with page.expect_response(lambda r: "/v1/explain" in r.url) as response:
+        page.locator(tid("explain-button")).click()
+    assert response.value.status == 200
+    assert "method=integrated_gradients" in response.value.url
+    expect(figure).to_be_visible()
+    heatmap = page.locator(tid("explain-heatmap"))
+    expect(heatmap).to_have_attribute("data-method", "integrated_gradients")
+    assert heatmap.evaluate("img => img.complete && img.naturalWidth") == 224
+    assert heatmap.get_attribute("data-class-id") == str(expected["class_id"])
+    src = heatmap.get_attribute("src") or ""
+    assert src == f"data:image/png;base64,{response.value.json()['explanations'][0]['heatmap_png']}"
+    expect(page.locator(tid("explain-caption"))).to_contain_text(expected["label"])
+    screenshot(page, "explain")
+    # beside the model input (same row, to its right), not below it
+    model_box = page.locator(tid("model-input")).bounding_box()
+    heatmap_box = heatmap.bounding_box()
+    assert model_box is not None and heatmap_box is not None
+    assert heatmap_box["x"] >= model_box["x"] + model_box["width"]
+    assert heatmap_box["y"] < model_box["y"] + model_box["height"]
+    assert model_box["y"] < heatmap_box["y"] + heatmap_box["height"]
+
+    with page.expect_response(lambda r: "/v1/explain" in r.url) as response:
+        page.select_option(tid("explain-method"), "occlusion")
+    assert response.value.status == 200 and "method=occlusion" in response.value.url
+    expect(heatmap).to_have_attribute("data-method", "occlusion")
+
+    with page.expect_response(lambda r: "/v1/predict" in r.url):
+        page.locator(tid("sample")).nth(1).click()
+    wait_for_answer(page)
+    expect(figure).to_be_hidden()  # a new prediction clears the old explanation
 
 
 def test_a_corrupt_file_shows_the_problem_detail(page: Page, api: httpx.Client) -> None:

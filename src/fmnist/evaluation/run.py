@@ -8,6 +8,7 @@ and registers it as a new version whose tags carry the gate decision and its rea
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,14 @@ from fmnist import CLASS_NAMES
 from fmnist.atomic import atomic_write_text
 from fmnist.config import Settings
 from fmnist.data.snapshot import load_snapshot
+from fmnist.errors import QuantizationError
 from fmnist.evaluation.calibration import softmax
 from fmnist.evaluation.gates import GateDecision, apply_gates
 from fmnist.evaluation.metrics import EvaluationReport, evaluate_logits
-from fmnist.evaluation.model_card import model_card_markdown
+from fmnist.evaluation.model_card import write_model_cards
 from fmnist.evaluation.plots import confusion_matrix_png, reliability_diagram_png
 from fmnist.evaluation.report import per_class_markdown
+from fmnist.evaluation.responsible import responsible_evaluation
 from fmnist.evaluation.robustness import robustness_accuracy
 from fmnist.platform.storage import open_storage
 from fmnist.registry.mlflow_registry import (
@@ -36,6 +39,8 @@ from fmnist.registry.mlflow_registry import (
 )
 from fmnist.registry.onnx_export import QuantizationReport, evaluate_quantization, quantize_int8
 from fmnist.registry.onnx_runtime import OnnxClassifier
+
+logger = logging.getLogger(__name__)
 
 CALIBRATION_IMAGES = 512
 
@@ -130,15 +135,37 @@ def evaluate_and_register(
     report_json = out / "evaluation.json"
     atomic_write_text(report_json, report.model_dump_json(indent=2))
     artifacts |= {"per_class": per_class, "evaluation": report_json}
+    responsible = responsible_evaluation(  # slices, behaviour, intervals: for the model card
+        settings.evaluation,
+        images=images,
+        labels=labels,
+        probs=softmax(logits, classifier.temperature or 1.0),
+        predict=classifier.predict,
+        report=report,
+        class_names=CLASS_NAMES,
+        out=out,
+        reference=snapshot.split("val"),
+        model_folder=files,
+        figures={k: artifacts[k] for k in ("confusion_matrix", "reliability_diagram")},
+        data_counts=snapshot.manifest.counts,
+        data_source=snapshot.manifest.source,
+    )
+    artifacts |= responsible.artifacts
 
     quantization: QuantizationReport | None = None
     int8_path = files / "model.int8.onnx"
+    quantization_failure = ""
     if quantize:
         val_images = snapshot.split("val")[0][:CALIBRATION_IMAGES]
-        quantize_int8(onnx_path, int8_path, val_images)
-        quantization = evaluate_quantization(onnx_path, int8_path, images, labels)
-        atomic_write_text(out / "quantization.json", quantization.model_dump_json(indent=2))
-        artifacts["quantization"] = out / "quantization.json"
+        try:
+            quantize_int8(onnx_path, int8_path, val_images)
+        except QuantizationError as exc:  # INT8 is optional: record why, keep the FP32 model
+            logger.warning("%s", exc)
+            quantization_failure = str(exc)
+        else:
+            quantization = evaluate_quantization(onnx_path, int8_path, images, labels)
+            atomic_write_text(out / "quantization.json", quantization.model_dump_json(indent=2))
+            artifacts["quantization"] = out / "quantization.json"
 
     run_params = registry.run_params(run_id)
     training_params = {
@@ -148,21 +175,24 @@ def evaluate_and_register(
         "Config hash": run_tags.get("fmnist.config_hash", ""),
     }
     config = json.loads(json.dumps(_config_from_weights(weights_path)))
-    card = out / "model_card.md"
-    atomic_write_text(
-        card,
-        model_card_markdown(
-            name=settings.tracking.registered_model,
-            run_id=run_id,
-            snapshot_id=snapshot.snapshot_id,
-            config=config,
-            training=training_params,
-            report=report,
-            decision=decision,
-            quantization=quantization.model_dump() if quantization else None,
+    artifacts |= write_model_cards(
+        out,
+        name=settings.tracking.registered_model,
+        run_id=run_id,
+        snapshot_id=snapshot.snapshot_id,
+        config=config,
+        training=training_params,
+        report=report,
+        decision=decision,
+        quantization=(
+            quantization.model_dump()
+            if quantization
+            else {"status": f"failed: {quantization_failure}"}
+            if quantization_failure
+            else None
         ),
+        details=responsible.details,
     )
-    artifacts["model_card"] = card
 
     metrics = {
         "test_accuracy": report.accuracy,
@@ -180,6 +210,7 @@ def evaluate_and_register(
             "int8_accuracy_drop_points": quantization.accuracy_drop_points,
             "int8_speedup": quantization.speedup,
         }
+    metrics |= responsible.metrics
     registry.log_metrics(run_id, metrics)
     for path in artifacts.values():
         registry.log_artifact(run_id, path, "evaluation")
@@ -192,14 +223,9 @@ def evaluate_and_register(
             "test_accuracy": f"{report.accuracy:.4f}",
             "test_ece": f"{report.ece:.4f}",
             "compared_with_champion": str(champion_version) if champion_version else "none",
-            "int8": (
-                "accepted"
-                if quantization and quantization.accepted
-                else "rejected"
-                if quantization
-                else "not measured"
-            ),
+            "int8": _int8_tag(quantization, quantization_failure),
         }
+        tags |= responsible.tags  # behavioural: passed | failed: <tests>
         extra = {}
         if quantization and quantization.accepted:
             extra["onnx_int8"] = int8_path
@@ -230,6 +256,13 @@ def evaluate_and_register(
         quantization=quantization,
         artifacts=artifacts,
     )
+
+
+def _int8_tag(quantization: QuantizationReport | None, failure: str) -> str:
+    """The version's ``int8`` tag: accepted, rejected, failed (with the reason) or not measured."""
+    if quantization:
+        return "accepted" if quantization.accepted else "rejected"
+    return f"failed: {failure}"[:250] if failure else "not measured"
 
 
 def _config_from_weights(path: Path) -> dict[str, object]:

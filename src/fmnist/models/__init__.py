@@ -1,7 +1,12 @@
 """Model architectures, addressed by name through :func:`build_model`, and ensembles."""
 
 from fmnist.models.cnn import MLP, FashionCNN
-from fmnist.models.ensemble import SoftVotingEnsemble, build_ensemble, weights_from_validation
+from fmnist.models.ensemble import (
+    SoftVotingEnsemble,
+    build_ensemble,
+    mixture_weights,
+    weights_from_validation,
+)
 from fmnist.models.resnet import PreActResNet
 from fmnist.models.vit import VisionTransformer
 from fmnist.models.zoo import ARCHITECTURES, build_model, count_parameters
@@ -16,5 +21,6 @@ __all__ = [
     "build_ensemble",
     "build_model",
     "count_parameters",
+    "mixture_weights",
     "weights_from_validation",
 ]

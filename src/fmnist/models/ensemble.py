@@ -142,3 +142,41 @@ def weights_from_validation(
     weights = np.exp(scores - scores.max())
     result: npt.NDArray[np.float64] = weights / weights.sum()
     return result
+
+
+def mixture_weights(
+    member_log_probs: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    *,
+    iterations: int = 500,
+    tolerance: float = 1e-9,
+) -> tuple[npt.NDArray[np.float64], float]:
+    """Maximum-likelihood soft-voting weights on validation data, by expectation-maximisation.
+
+    ``member_log_probs`` ``(K, N, classes)`` are the members' (calibrated, TTA-averaged)
+    log-probabilities. The weights ``w`` maximise the mean log-likelihood of ``labels`` under
+    the mixture ``sum_i w_i p_i``; EM for mixture weights with fixed components raises it at
+    every step and converges to the global optimum (the objective is concave in ``w``). Unlike
+    :func:`weights_from_validation`, a member that adds nothing gets a weight near zero.
+    Returns ``(weights summing to 1, mean NLL of the weighted mixture)``.
+    """
+    log_p = np.asarray(member_log_probs, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64).ravel()
+    if log_p.ndim != 3 or log_p.shape[1] != len(y) or len(y) == 0:
+        raise ValueError(f"member log-probabilities {log_p.shape} do not match {len(y)} labels")
+    true = log_p[:, np.arange(len(y)), y]  # (K, N): log p_i(y_n | x_n)
+    k = len(true)
+    weights = np.full(k, 1.0 / k)
+    previous = math.inf
+    for _ in range(iterations):
+        joint = true + np.log(np.maximum(weights, 1e-300))[:, None]
+        mixture = np.logaddexp.reduce(joint, axis=0)  # (N,)
+        nll = float(-mixture.mean())
+        weights = np.exp(joint - mixture).mean(axis=1)  # responsibilities, averaged
+        if previous - nll < tolerance:
+            break
+        previous = nll
+    joint = true + np.log(np.maximum(weights, 1e-300))[:, None]
+    nll = float(-np.logaddexp.reduce(joint, axis=0).mean())
+    result: npt.NDArray[np.float64] = weights / weights.sum()
+    return result, nll

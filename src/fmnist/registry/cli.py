@@ -1,15 +1,19 @@
-"""``fmnist models``: list, show, promote and roll back registered versions."""
+"""``fmnist models``: list, show, promote and roll back registered versions; their cards."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from fmnist.atomic import atomic_write_bytes
 from fmnist.cli import AppContext, console
 from fmnist.registry.mlflow_registry import MlflowRegistry
+from fmnist.registry.model_cards import CardFormat, fetch_model_card
 
 models_app = typer.Typer(help="The model registry (MLflow).", no_args_is_help=True)
 
@@ -70,3 +74,23 @@ def rollback(ctx: typer.Context) -> None:
     """Restore the previous champion in one step."""
     demoted, restored = _registry(ctx).rollback()
     console.print(f"champion rolled back from version {demoted.version} to {restored.version}")
+
+
+@models_app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
+    card_format: Annotated[
+        CardFormat, typer.Option("--format", help="html (self-contained page) or md.")
+    ] = "html",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print or save a version's model card (from its run's MLflow artifacts)."""
+    model_card = fetch_model_card(_registry(ctx), ref, card_format)
+    if out is None:
+        sys.stdout.write(model_card.content.decode("utf-8"))
+        return
+    atomic_write_bytes(out, model_card.content)
+    console.print(f"model card of version {model_card.version} written to {out}")

@@ -34,7 +34,7 @@ from torch import nn
 from fmnist import CLASS_NAMES, IMAGE_SIZE, __version__
 from fmnist.atomic import atomic_write_bytes
 from fmnist.data.loaders import PIXEL_MEAN, PIXEL_STD
-from fmnist.errors import ExportError
+from fmnist.errors import ExportError, QuantizationError
 from fmnist.registry.onnx_runtime import (
     INPUT_DESCRIPTION,
     INPUT_NAME,
@@ -51,6 +51,8 @@ from fmnist.registry.onnx_runtime import (
     OnnxClassifier,
     to_model_input,
 )
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
 """Version of the input/output contract recorded in ``fmnist.format_version``."""
@@ -140,7 +142,7 @@ def _export_proto(wrapped: InferenceModel, opset: int) -> onnx.ModelProto:
                 optimize=True,
                 verbose=False,
             )
-    except Exception as exc:
+    except Exception as exc:  # ORT raises bare Exceptions
         raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from exc
     if program is None:  # pragma: no cover - only when writing to a file
         raise ExportError("torch.onnx.export returned no program")
@@ -353,6 +355,24 @@ def _calibration_reader(input_name: str, images: npt.NDArray[np.uint8], batch: i
     return _Reader()
 
 
+def _pre_process(source: Path, target: Path, quant_pre_process: Any) -> None:
+    """ONNX Runtime's pre-processing, without symbolic shape inference if that fails.
+
+    Symbolic shape inference cannot follow every graph (an ensemble's concatenated members
+    defeat it); the plain ONNX shape inference that remains is enough for quantisation.
+    """
+    try:
+        quant_pre_process(str(source), str(target))
+    except Exception as exc:  # ORT raises bare Exceptions
+        logger.info("symbolic shape inference failed (%s); retrying without it", exc)
+        try:
+            quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+        except Exception as retry:
+            raise QuantizationError(
+                f"INT8 pre-processing of {source.name} failed: {retry}"
+            ) from retry
+
+
 def quantize_int8(
     onnx_path: Path,
     out_path: Path,
@@ -367,16 +387,9 @@ def quantize_int8(
     suffice). ``dynamic``: int8 weights of the fully-connected layers only, activations quantised
     at run time; needs no calibration images. In both, the softmax and the layer producing
     ``logits`` stay in float so probabilities keep full resolution. Metadata is carried over
-    and ``fmnist.quantization`` added.
+    and ``fmnist.quantization`` added. Raises :class:`QuantizationError` when ONNX Runtime
+    cannot quantise the graph; nothing is written then.
     """
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
-    from onnxruntime.quantization.registry import QDQRegistry
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in ("static", "dynamic"):
@@ -388,44 +401,64 @@ def quantize_int8(
     source = onnx.load(str(onnx_path))
     with tempfile.TemporaryDirectory(prefix="fmnist-quant-") as tmp_dir:
         pre, out = Path(tmp_dir) / "pre.onnx", Path(tmp_dir) / "int8.onnx"
-        quant_pre_process(str(onnx_path), str(pre))
-        graph = onnx.load(str(pre)).graph
-        head = [n.name for n in graph.node if LOGITS in n.output]
-        input_name = graph.input[0].name
-        if calibration_images_uint8 is not None and method == "static":
-            quantize_static(
-                str(pre),
-                str(out),
-                _calibration_reader(input_name, calibration_images_uint8, 64),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                op_types_to_quantize=[op for op in QDQRegistry if op != "Softmax"],
-                nodes_to_exclude=head,
-                calibrate_method=CalibrationMethod.MinMax,
-            )
-            note = (
-                f"int8 static QDQ, per-channel weights, min/max calibration on "
-                f"{len(calibration_images_uint8)} images"
-            )
-        else:
-            quantize_dynamic(
-                str(pre),
-                str(out),
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                op_types_to_quantize=["MatMul", "Gemm"],
-                nodes_to_exclude=head,
-            )
-            note = "int8 dynamic, fully-connected weights"
-        quantized = onnx.load(str(out))
+        _pre_process(onnx_path, pre, quant_pre_process)
+        try:
+            note = _quantize(pre, out, calibration_images_uint8, method)
+            quantized = onnx.load(str(out))
+        except Exception as exc:  # ORT raises bare Exceptions
+            raise QuantizationError(f"INT8 quantisation of {onnx_path.name} failed: {exc}") from exc
     props = {p.key: p.value for p in source.metadata_props}
     onnx.helper.set_model_props(quantized, {**props, META_QUANTIZATION: note})
     quantized.doc_string = source.doc_string
     onnx.checker.check_model(quantized)
     atomic_write_bytes(out_path, quantized.SerializeToString())
     return out_path
+
+
+def _quantize(
+    pre: Path,
+    out: Path,
+    calibration_images_uint8: npt.NDArray[np.uint8] | None,
+    method: Literal["static", "dynamic"],
+) -> str:
+    """Run ONNX Runtime's quantiser on the pre-processed ``pre``; returns a note on how."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.registry import QDQRegistry
+
+    graph = onnx.load(str(pre)).graph
+    head = [n.name for n in graph.node if LOGITS in n.output]
+    if calibration_images_uint8 is not None and method == "static":
+        quantize_static(
+            str(pre),
+            str(out),
+            _calibration_reader(graph.input[0].name, calibration_images_uint8, 64),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=[op for op in QDQRegistry if op != "Softmax"],
+            nodes_to_exclude=head,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        return (
+            f"int8 static QDQ, per-channel weights, min/max calibration on "
+            f"{len(calibration_images_uint8)} images"
+        )
+    quantize_dynamic(
+        str(pre),
+        str(out),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_exclude=head,
+    )
+    return "int8 dynamic, fully-connected weights"
 
 
 def evaluate_quantization(

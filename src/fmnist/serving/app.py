@@ -8,6 +8,10 @@ Routes (every error is RFC 9457 problem details, see :mod:`fmnist.serving.proble
 * ``POST /v1/predict/batch``: many JSON instances or many files (``file`` / ``files``), at most
   ``serving.max_batch``;
 * ``GET /v1/models``, ``POST /v1/admin/reload`` (bearer token), ``GET /v1/samples``;
+* ``GET /v1/models/{name}/{version}/card``: a version's model card, HTML or ``?format=md``
+  (:mod:`fmnist.serving.card_routes`);
+* ``POST /v1/explain``: attribution heatmaps for the inputs of ``/v1/predict``
+  (:mod:`fmnist.serving.explain_routes`);
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``/openapi.json``, ``/docs``;
 * the web UI (``fmnist/serving/ui``) at ``/``.
 """
@@ -39,6 +43,8 @@ from starlette.types import Scope
 from fmnist import __version__
 from fmnist.config import Settings
 from fmnist.errors import FmnistError, SnapshotNotFoundError
+from fmnist.serving.card_routes import add_card_routes
+from fmnist.serving.explain_routes import add_explain_routes
 from fmnist.serving.inputs import ModelInputs, read_inputs
 from fmnist.serving.metrics import ServingMetrics
 from fmnist.serving.middleware import RequestContextMiddleware
@@ -51,6 +57,7 @@ from fmnist.serving.model_store import (
 )
 from fmnist.serving.predictor import Predictor
 from fmnist.serving.problems import ProblemError, install_problem_handlers
+from fmnist.serving.routing import PhotoRouter
 from fmnist.serving.samples import SampleSource
 from fmnist.serving.schemas import (
     ModelsResponse,
@@ -122,6 +129,7 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
     metrics = ServingMetrics()
     executor = ThreadPoolExecutor(serving.inference_threads, thread_name_prefix="fmnist-infer")
     predictor = Predictor(serving, metrics, executor)
+    router = PhotoRouter(store, serving.photo_model, serving.reload_interval_s)
     samples = SampleSource(settings.resolved_lake_url)
     max_batch = serving.max_batch
     max_pixels = serving.max_image_pixels
@@ -160,6 +168,10 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
                 logger.exception("not ready: the default model could not be loaded")
         if store.default is not None:
             metrics.set_model(store.default.name, store.default.version)
+            try:  # the photo model is optional: photos fall back to the default without it
+                await run_in_threadpool(router.load)
+            except Exception as exc:
+                logger.warning("photo model %r not loaded: %s", serving.photo_model, exc)
         if serving.gc_freeze:
             # Hundreds of thousands of long-lived objects (MLflow, pandas, ...) would otherwise
             # be traversed by every full collection: 50-150 ms pauses under load.
@@ -189,6 +201,7 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
     app.state.store = store
     app.state.metrics = metrics
     app.state.predictor = predictor
+    app.state.photo_router = router
     install_problem_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -215,17 +228,24 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
         request.state.model_version = model.version
         return model
 
-    async def answer(request: Request, model: LoadedModel, inputs: ModelInputs) -> Response:
-        """Run the model and shape the JSON answer."""
-        predictions = await predictor.predict(model, inputs)
+    async def answer(
+        request: Request, model: LoadedModel, inputs: ModelInputs, *, route: bool = False
+    ) -> Response:
+        """Run the model (photos on the photo model when ``route``) and shape the JSON answer."""
+        predictions, answered, path, fallback = await router.predict(
+            predictor, model, inputs, route=route
+        )
+        request.state.model_version = answered.version
         return _json(
             {
                 "predictions": predictions,
-                "model_name": model.name,
-                "model_version": model.version,
+                "model_name": answered.name,
+                "model_version": answered.version,
+                "path": path,
+                "fallback": fallback,
                 "request_id": request.state.request_id,
             },
-            headers={"X-Model-Version": str(model.version)},
+            headers={"X-Model-Version": str(answered.version)},
         )
 
     errors_predict = problem_responses(400, 404, 413, 415, 422, 503)
@@ -249,8 +269,9 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
             max_instances=max_batch,
             max_pixels=max_pixels,
             return_image=return_image,
+            segmentation=serving.segmentation,
         )
-        return await answer(request, chosen, inputs)
+        return await answer(request, chosen, inputs, route=model is None)
 
     @app.post(
         "/v1/predict/batch",
@@ -271,8 +292,9 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
             max_instances=max_batch,
             max_pixels=max_pixels,
             return_image=return_image,
+            segmentation=serving.segmentation,
         )
-        return await answer(request, chosen, inputs)
+        return await answer(request, chosen, inputs, route=model is None)
 
     @app.get(
         "/v1/models",
@@ -288,6 +310,7 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
         except Exception as exc:
             raise ProblemError(503, f"model registry unavailable: {exc}", slug="registry") from exc
         default = store.default
+        photo = store.cached(serving.photo_model) if serving.photo_model else None
         loaded = store.loaded()
         loaded_keys = {m.key for m in loaded}
         return _json(
@@ -295,6 +318,10 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
                 "registered_model": store.default_name,
                 "default_ref": default_ref,
                 "served": default.describe() if default is not None else None,
+                "photo_model": {
+                    "ref": serving.photo_model,
+                    "served": photo.describe() if photo is not None else None,
+                },
                 "loaded": [m.describe() for m in loaded],
                 "versions": [
                     {
@@ -390,6 +417,9 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
         """Prometheus text exposition of this process's metrics."""
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
+
+    add_card_routes(app, store, settings)  # GET /v1/models/{name}/{version}/card
+    add_explain_routes(app, settings, choose_model)  # POST /v1/explain (torch, lazily)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

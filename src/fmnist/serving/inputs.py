@@ -31,7 +31,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from fmnist.errors import InvalidImageError
-from fmnist.serving.preprocess import PreprocessResult, pixels_from_instance, preprocess_bytes
+from fmnist.serving.preprocess import (
+    DEFAULT_SEGMENTATION,
+    PreprocessResult,
+    Segmentation,
+    pixels_from_instance,
+    preprocess_bytes,
+)
 from fmnist.serving.problems import ProblemError
 
 UInt8Array = npt.NDArray[np.uint8]
@@ -82,14 +88,18 @@ def _too_many(count: int, limit: int, what: str) -> ProblemError:
     )
 
 
-def _image(data: bytes, max_pixels: int, where: str) -> PreprocessResult:
+def _image(
+    data: bytes, max_pixels: int, where: str, segmentation: Segmentation = DEFAULT_SEGMENTATION
+) -> PreprocessResult:
     try:
-        return preprocess_bytes(data, max_pixels=max_pixels)
+        return preprocess_bytes(data, max_pixels=max_pixels, segmentation=segmentation)
     except InvalidImageError as exc:
         raise InvalidImageError(exc.kind, f"{where}: {exc}") from exc
 
 
-def _b64_image(instance: dict[str, Any], index: int, max_pixels: int) -> PreprocessResult:
+def _b64_image(
+    instance: dict[str, Any], index: int, max_pixels: int, segmentation: Segmentation
+) -> PreprocessResult:
     encoded = instance.get("b64")
     if not isinstance(encoded, str):
         raise InvalidImageError(
@@ -103,17 +113,17 @@ def _b64_image(instance: dict[str, Any], index: int, max_pixels: int) -> Preproc
         raise InvalidImageError(
             "invalid_instance", f"instance {index}: 'b64' is not valid base64 ({exc})"
         ) from exc
-    return _image(data, max_pixels, f"instance {index}")
+    return _image(data, max_pixels, f"instance {index}", segmentation)
 
 
 def _instances(
-    instances: list[Any], max_pixels: int
+    instances: list[Any], max_pixels: int, segmentation: Segmentation = DEFAULT_SEGMENTATION
 ) -> tuple[UInt8Array, list[PreprocessResult | None]]:
     pixels = np.empty((len(instances), 28, 28), dtype=np.uint8)
     details: list[PreprocessResult | None] = []
     for i, instance in enumerate(instances):
         if isinstance(instance, dict):
-            result = _b64_image(instance, i, max_pixels)
+            result = _b64_image(instance, i, max_pixels, segmentation)
             pixels[i] = result.pixels
             details.append(result)
         else:
@@ -123,19 +133,26 @@ def _instances(
 
 
 def _images(
-    blobs: Sequence[tuple[str, bytes]], max_pixels: int
+    blobs: Sequence[tuple[str, bytes]],
+    max_pixels: int,
+    segmentation: Segmentation = DEFAULT_SEGMENTATION,
 ) -> tuple[UInt8Array, list[PreprocessResult | None]]:
     pixels = np.empty((len(blobs), 28, 28), dtype=np.uint8)
     details: list[PreprocessResult | None] = []
     for i, (where, data) in enumerate(blobs):
-        result = _image(data, max_pixels, where)
+        result = _image(data, max_pixels, where, segmentation)
         pixels[i] = result.pixels
         details.append(result)
     return pixels, details
 
 
 async def _json_inputs(
-    request: Request, *, max_instances: int, max_pixels: int, return_image: bool
+    request: Request,
+    *,
+    max_instances: int,
+    max_pixels: int,
+    return_image: bool,
+    segmentation: Segmentation,
 ) -> ModelInputs:
     body = await request.body()
     if not body.strip():
@@ -154,14 +171,22 @@ async def _json_inputs(
         raise _too_many(count, max_instances, "instances")
     encoded = sum(len(str(i.get("b64", ""))) for i in envelope.instances if isinstance(i, dict))
     if len(body) > INLINE_JSON_BYTES or encoded > INLINE_IMAGE_BYTES * 4 // 3:
-        pixels, details = await run_in_threadpool(_instances, envelope.instances, max_pixels)
+        pixels, details = await run_in_threadpool(
+            _instances, envelope.instances, max_pixels, segmentation
+        )
     else:
-        pixels, details = _instances(envelope.instances, max_pixels)
+        pixels, details = _instances(envelope.instances, max_pixels, segmentation)
     return ModelInputs(pixels, details, return_image or envelope.return_image)
 
 
 async def _multipart_inputs(
-    request: Request, *, batch: bool, max_instances: int, max_pixels: int, return_image: bool
+    request: Request,
+    *,
+    batch: bool,
+    max_instances: int,
+    max_pixels: int,
+    return_image: bool,
+    segmentation: Segmentation,
 ) -> ModelInputs:
     form = await request.form(max_files=max_instances + 1, max_fields=max_instances + 16)
     try:
@@ -204,9 +229,9 @@ async def _multipart_inputs(
     finally:
         await form.close()
     if size > INLINE_IMAGE_BYTES or len(blobs) > 1:
-        pixels, details = await run_in_threadpool(_images, blobs, max_pixels)
+        pixels, details = await run_in_threadpool(_images, blobs, max_pixels, segmentation)
     else:
-        pixels, details = _images(blobs, max_pixels)
+        pixels, details = _images(blobs, max_pixels, segmentation)
     return ModelInputs(pixels, details, wants_image)
 
 
@@ -217,8 +242,11 @@ async def read_inputs(
     max_instances: int,
     max_pixels: int,
     return_image: bool,
+    segmentation: Segmentation = DEFAULT_SEGMENTATION,
 ) -> ModelInputs:
     """Parse the request body into model inputs (see the module docstring).
+
+    Photos are segmented with ``segmentation`` (``serving.segmentation``).
 
     Raises :class:`ProblemError` (415 for another content type, 400 for an empty body, 413 for
     too many instances or files, 422 for a body of the wrong shape) or
@@ -227,7 +255,11 @@ async def read_inputs(
     kind = media_type(request)
     if kind in JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json")):
         return await _json_inputs(
-            request, max_instances=max_instances, max_pixels=max_pixels, return_image=return_image
+            request,
+            max_instances=max_instances,
+            max_pixels=max_pixels,
+            return_image=return_image,
+            segmentation=segmentation,
         )
     if kind == MULTIPART:
         if request.headers.get("content-length") == "0":
@@ -238,13 +270,14 @@ async def read_inputs(
             max_instances=max_instances,
             max_pixels=max_pixels,
             return_image=return_image,
+            segmentation=segmentation,
         )
     if kind.startswith("image/") and not batch:
         data = await request.body()
         if len(data) > INLINE_IMAGE_BYTES:
-            result = await run_in_threadpool(_image, data, max_pixels, "request body")
+            result = await run_in_threadpool(_image, data, max_pixels, "request body", segmentation)
         else:
-            result = _image(data, max_pixels, "request body")
+            result = _image(data, max_pixels, "request body", segmentation)
         return ModelInputs(result.pixels[None], [result], return_image)
     if request.headers.get("content-length") == "0" and not kind:
         raise ProblemError(400, "request body is empty", slug="empty-body")

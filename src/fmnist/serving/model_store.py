@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("fmnist.serving")
 
 ONNX_FILE = "model.onnx"
+META_MIN_CONFIDENCE = "abstention.min_confidence"
+"""ONNX metadata key of a calibrated confidence floor (see :mod:`fmnist.realworld.abstention`)."""
 
 ModelKey = tuple[str, int]
 """(registered model name, version)."""
@@ -66,6 +68,9 @@ class LoadedModel:
     temperature: float
     loaded_at: datetime
     path: Path
+    min_confidence: float | None = None
+    """A confidence floor calibrated for this model (metadata ``abstention.min_confidence``);
+    None: ``serving.min_confidence`` applies."""
 
     @property
     def key(self) -> ModelKey:
@@ -85,6 +90,7 @@ class LoadedModel:
             "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
             "temperature": self.temperature,
             "energy_threshold": self.energy_threshold,
+            "min_confidence": self.min_confidence,
         }
 
 
@@ -118,6 +124,7 @@ class ModelStore:
         self._lock = threading.Lock()  # guards _default, _loaded and _refs
         self._load_lock = threading.Lock()  # one resolution/download/load at a time
         self._registries: dict[str, MlflowRegistry] = {}
+        self._missing: dict[str, float] = {}  # optional ref -> monotonic time to look again
 
     # ------------------------------------------------------------------ fast path
     @property
@@ -186,6 +193,25 @@ class ModelStore:
             with self._lock:
                 self._refs[ref] = key
             return model
+
+    def resolve_optional(self, ref: str, retry_s: float = 30.0) -> LoadedModel | None:
+        """The model for ``ref``, or None when no registered version matches (blocking).
+
+        A miss is remembered for ``retry_s`` seconds, so a model that is not registered (yet)
+        costs one registry lookup per interval, not one per request.
+        """
+        model = self.cached(ref)
+        if model is not None:
+            return model
+        if self._missing.get(ref, 0.0) > time.monotonic():
+            return None
+        try:
+            model = self.resolve(ref)
+        except ModelNotFoundError:
+            self._missing[ref] = time.monotonic() + retry_s
+            return None
+        self._missing.pop(ref, None)
+        return model
 
     def _lookup(self, ref: str) -> ModelVersionInfo:
         """The registered version ``ref`` names (see the module docstring)."""
@@ -274,6 +300,7 @@ class ModelStore:
         folder = self._download(key)
         classifier = OnnxClassifier(folder / ONNX_FILE, intra_op_threads=self._threads)
         classifier.run(np.zeros((1, 28, 28), dtype=np.uint8))  # first call allocates
+        floor = classifier.metadata.get(META_MIN_CONFIDENCE)
         model = LoadedModel(
             name=key[0],
             version=key[1],
@@ -282,6 +309,7 @@ class ModelStore:
             temperature=classifier.temperature or 1.0,
             loaded_at=datetime.now(UTC),
             path=folder,
+            min_confidence=float(floor) if floor is not None else None,
         )
         logger.info(
             "model loaded name=%s version=%d seconds=%.2f",
@@ -330,6 +358,7 @@ class ModelStore:
 
     def refresh(self) -> ReloadResult:
         """Serve the version the default alias points at now (blocking; the hot reload)."""
+        self._missing.clear()  # optional models registered since are looked up again
         with self._load_lock:
             key = self._default_key()
             previous = self._default

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from fmnist.serving.batch import BatchResult
     from fmnist.serving.batch_inputs import InputKind
+    from fmnist.serving.preprocess import Segmentation
 
 predict_app = typer.Typer(help="Offline predictions with a registered model.", no_args_is_help=True)
 
@@ -68,11 +69,13 @@ class _RichProgress:
         self.progress.advance(self.task, rows)
 
 
-def _preprocess(data: bytes, *, max_pixels: int) -> tuple[npt.NDArray[np.uint8], float]:
+def _preprocess(
+    data: bytes, *, max_pixels: int, segmentation: Segmentation = "grabcut"
+) -> tuple[npt.NDArray[np.uint8], float]:
     """Photo bytes to the 28x28 model input and its foreground share (the online API's steps)."""
     from fmnist.serving.preprocess import preprocess_bytes
 
-    result = preprocess_bytes(data, max_pixels=max_pixels)
+    result = preprocess_bytes(data, max_pixels=max_pixels, segmentation=segmentation)
     return result.pixels, result.foreground_fraction
 
 
@@ -185,7 +188,11 @@ def batch_command(
         key=key,
         column=column,
         id_column=id_column,
-        preprocess=partial(_preprocess, max_pixels=settings.serving.max_image_pixels),
+        preprocess=partial(
+            _preprocess,
+            max_pixels=settings.serving.max_image_pixels,
+            segmentation=settings.serving.segmentation,
+        ),
         decode_workers=workers or batch.decode_workers,
     ) as source:
         if onnx is not None:
@@ -204,7 +211,12 @@ def batch_command(
                 source,
                 output,
                 loaded,
-                min_confidence=settings.serving.min_confidence,
+                # A photo model carries its own calibrated floor, as the online API applies it.
+                min_confidence=float(
+                    loaded.classifier.metadata.get(
+                        "abstention.min_confidence", settings.serving.min_confidence
+                    )
+                ),
                 shard_size=shard_size,
                 batch_size=batch_size,
                 fail_on_error=fail_on_error,

@@ -28,6 +28,16 @@ from fmnist.serving.unknown import Verdict, decide
 FloatArray = npt.NDArray[np.float32]
 UInt8Array = npt.NDArray[np.uint8]
 PROBABILITY_DECIMALS = 6
+FASHION_MNIST_PATH = "fashion-mnist"
+"""Path of 28x28 Fashion-MNIST-like inputs (pixel instances and pass-through images)."""
+PHOTO_PATH = "photo"
+"""Path of photos: segmented and answered by ``serving.photo_model`` when it is registered."""
+
+
+def input_path(detail: PreprocessResult | None) -> str:
+    """Which path an input takes: :data:`PHOTO_PATH` for a preprocessed photo, else
+    :data:`FASHION_MNIST_PATH`."""
+    return PHOTO_PATH if detail is not None and detail.mode == "photo" else FASHION_MNIST_PATH
 
 
 def run_model(model: LoadedModel, images: UInt8Array) -> tuple[FloatArray, FloatArray]:
@@ -52,6 +62,7 @@ def _finite(value: float, decimals: int) -> float | None:
 def _preprocessing(detail: PreprocessResult) -> dict[str, Any]:
     return {
         "mode": detail.mode,
+        "segmentation": detail.segmentation,
         "inverted": detail.inverted,
         "bbox": list(detail.bbox) if detail.bbox is not None else None,
         "background_level": round(detail.background_level, 2),
@@ -66,8 +77,13 @@ def describe(
     probabilities: FloatArray,
     min_confidence: float,
 ) -> tuple[list[dict[str, Any]], list[Verdict]]:
-    """The JSON predictions of a request and the verdicts behind them."""
+    """The JSON predictions of a request and the verdicts behind them.
+
+    ``min_confidence`` applies unless the model carries a calibrated floor of its own.
+    """
     details = inputs.details
+    if model.min_confidence is not None:
+        min_confidence = model.min_confidence
     fractions = None
     if any(d is not None for d in details):
         fractions = [d.foreground_fraction if d is not None else 1.0 for d in details]
@@ -94,6 +110,9 @@ def describe(
             "reasons": list(verdict.reasons),
             "top_class_id": top[i],
             "top_label": names[top[i]],
+            "path": input_path(details[i]),
+            "model_name": model.name,
+            "model_version": model.version,
         }
         detail = details[i]
         if detail is not None:

@@ -10,7 +10,9 @@ garment on an ordinary background (bed, floor, wall), so :func:`preprocess_image
 2. models the background from the image's border ring (a few colour clusters, each with its own
    spread) and scores every pixel by its distance to the nearest background cluster;
 3. thresholds that score (Otsu, with a floor), cleans the mask (opening, closing, hole filling)
-   and keeps the largest connected component(s), ignoring specks;
+   and keeps the largest connected component(s), ignoring specks; with ``segmentation="grabcut"``
+   (the default) that mask initialises a GrabCut segmentation (:mod:`fmnist.serving.segmentation`),
+   ``"colour"`` keeps the colour mask as it is;
 4. inverts the luminance when the garment is darker than the background, so it ends up light on
    dark, and sets the background to 0 while keeping the garment's shading;
 5. crops to the mask's bounding box, resizes its longest side to 28 px, pads to 28x28 with the
@@ -20,7 +22,8 @@ garment on an ordinary background (bed, floor, wall), so :func:`preprocess_image
 
 An image that already looks like Fashion-MNIST (28x28, grey, dark border) passes through
 unchanged. Decoding (:func:`decode_image`) rejects decompression bombs from the header, before
-any pixel is allocated. Only numpy, scipy and Pillow are used, so a serving image needs no more.
+any pixel is allocated. numpy, scipy and Pillow are used, and OpenCV for GrabCut (imported on the
+first photo).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float32]
 Mode = Literal["fashion_mnist", "photo"]
 Centering = Literal["bbox", "mass"]
+Segmentation = Literal["grabcut", "colour"]
+SEGMENTATIONS: tuple[Segmentation, ...] = ("grabcut", "colour")
+DEFAULT_SEGMENTATION: Segmentation = "grabcut"
+"""GrabCut initialised from the colour model; ``colour`` is the colour model alone."""
 
 DEFAULT_MAX_PIXELS = 40_000_000
 """Decoded pixel limit of :func:`preprocess_bytes` (``ServingSettings.max_image_pixels``)."""
@@ -103,7 +110,8 @@ class PreprocessResult:
     ``(left, top, right, bottom)`` box in the oriented source image (None when nothing was found
     or for a Fashion-MNIST pass-through whose image is blank). ``background_level`` is the
     background's grey level (0-255) before any inversion; ``foreground_fraction`` the share of
-    the image taken by the garment (0 for a blank image).
+    the image taken by the garment (0 for a blank image). ``segmentation`` names the method
+    that found the garment (``none`` for a pass-through).
     """
 
     pixels: UInt8Array
@@ -112,6 +120,7 @@ class PreprocessResult:
     bbox: tuple[int, int, int, int] | None
     background_level: float
     foreground_fraction: float
+    segmentation: str = "none"
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,9 +529,14 @@ def _passthrough(gray: UInt8Array) -> PreprocessResult:
 
 
 def _preprocess(
-    image: Image.Image, source_size: tuple[int, int], centering: Centering
+    image: Image.Image,
+    source_size: tuple[int, int],
+    centering: Centering,
+    segmentation: Segmentation = DEFAULT_SEGMENTATION,
 ) -> PreprocessResult:
     """Preprocess an oriented image whose full-resolution size was ``source_size``."""
+    if segmentation not in SEGMENTATIONS:
+        raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}")
     flat = _flatten(image)
     gray28 = _is_fashion_mnist(flat)
     if gray28 is not None and source_size == (IMAGE_SIZE, IMAGE_SIZE):
@@ -544,6 +558,11 @@ def _preprocess(
     ring_width = max(1, round(_BORDER_FRACTION * min(h, w)))
     if min(h, w) > 2 * ring_width:
         mask = _foreground_mask(features, ring_width)
+        if segmentation == "grabcut":
+            from fmnist.serving.segmentation import refine_mask
+
+            rgb = np.asarray(flat.convert("RGB") if flat.mode != "RGB" else flat)
+            mask = refine_mask(rgb, mask)
     else:  # too small to have a border and an inside
         mask = np.zeros((h, w), dtype=bool)
     ring_lum = _border_ring(lum, ring_width)
@@ -559,6 +578,7 @@ def _preprocess(
             bbox=None,
             background_level=background,
             foreground_fraction=0.0,
+            segmentation=segmentation,
         )
     inverted = float(np.median(lum[mask])) < background
     value = 255.0 - lum if inverted else lum
@@ -586,21 +606,32 @@ def _preprocess(
         bbox=bbox,
         background_level=background,
         foreground_fraction=fraction,
+        segmentation=segmentation,
     )
 
 
-def preprocess_image(image: Image.Image, *, centering: Centering = "bbox") -> PreprocessResult:
+def preprocess_image(
+    image: Image.Image,
+    *,
+    centering: Centering = "bbox",
+    segmentation: Segmentation = DEFAULT_SEGMENTATION,
+) -> PreprocessResult:
     """Make the 28x28 model input from an oriented image of any size and mode.
 
     A 28x28 grey image with a dark border passes through unchanged (mode ``fashion_mnist``);
-    anything else is treated as a photo (see the module docstring). Never raises for a valid
-    image: a uniform image gives an all-zero result with ``foreground_fraction`` 0.
+    anything else is treated as a photo (see the module docstring), segmented with
+    ``segmentation``. Never raises for a valid image: a uniform image gives an all-zero result
+    with ``foreground_fraction`` 0.
     """
-    return _preprocess(image, image.size, centering)
+    return _preprocess(image, image.size, centering, segmentation)
 
 
 def preprocess_bytes(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, centering: Centering = "bbox"
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    centering: Centering = "bbox",
+    segmentation: Segmentation = DEFAULT_SEGMENTATION,
 ) -> PreprocessResult:
     """Decode ``data`` (see :func:`decode_image`) and preprocess it (:func:`preprocess_image`).
 
@@ -608,7 +639,7 @@ def preprocess_bytes(
     Raises :class:`InvalidImageError` for data that is not a usable image.
     """
     image, source_size = _load_oriented(_open_checked(data, max_pixels), DRAFT_MIN_SIZE)
-    return _preprocess(image, source_size, centering)
+    return _preprocess(image, source_size, centering, segmentation)
 
 
 # --------------------------------------------------------------------------------------------

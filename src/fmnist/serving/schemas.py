@@ -25,6 +25,7 @@ class Preprocessing(BaseModel):
     """What photo preprocessing found (image inputs only)."""
 
     mode: str = Field(description="fashion_mnist (passed through) or photo")
+    segmentation: str = Field(description="grabcut, colour, or none (passed through)")
     inverted: bool
     bbox: list[int] | None = Field(description="garment box (left, top, right, bottom)")
     background_level: float
@@ -42,6 +43,11 @@ class Prediction(BaseModel):
     reasons: list[str] = Field(description="why the answer is unknown (empty otherwise)")
     top_class_id: int = Field(description="most probable class, even when unknown")
     top_label: str
+    path: str = Field(
+        description="fashion-mnist (28x28 pixels or a Fashion-MNIST-like image) or photo"
+    )
+    model_name: str = Field(description="registered model that answered this input")
+    model_version: int
     preprocessing: Preprocessing | None = None
     model_input_png: str | None = Field(
         None, description="base64 28x28 PNG the model saw (with return_image=true)"
@@ -52,8 +58,17 @@ class PredictResponse(BaseModel):
     """Answers to ``POST /v1/predict`` and ``POST /v1/predict/batch``."""
 
     predictions: list[Prediction]
-    model_name: str
+    model_name: str = Field(
+        description="the model that answered (for a batch mixing both paths: the model of the "
+        "fashion-mnist path; each prediction names its own)"
+    )
     model_version: int
+    path: str = Field(description="fashion-mnist, photo, or mixed (a batch of both)")
+    fallback: str | None = Field(
+        None,
+        description="why photos were answered by the default model although "
+        "serving.photo_model is set (it is not registered or could not be loaded); else null",
+    )
     request_id: str
 
 
@@ -63,6 +78,9 @@ class ModelsResponse(BaseModel):
     registered_model: str
     default_ref: str
     served: dict[str, Any] | None
+    photo_model: dict[str, Any] | None = Field(
+        None, description="serving.photo_model and the version it resolves to, if loaded"
+    )
     loaded: list[dict[str, Any]]
     versions: list[dict[str, Any]]
 

@@ -104,9 +104,22 @@ def predict_logits(
     return result
 
 
-def _build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+def no_decay_parameter_names(model: nn.Module) -> set[str]:
+    """Parameter names never decayed: biases and norms (1-D) and what the model lists.
+
+    A model lists its own exemptions in ``no_weight_decay()`` (for example a ViT's position
+    embedding and class token, which decay would pull towards zero).
+    """
+    listed = getattr(model, "no_weight_decay", None)
+    named: set[str] = set(listed()) if callable(listed) else set()
+    return {n for n, p in model.named_parameters() if p.ndim <= 1 or n in named}
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (or Nesterov SGD) with weight decay on all but :func:`no_decay_parameter_names`."""
+    exempt = no_decay_parameter_names(model)
+    decay = [p for n, p in model.named_parameters() if n not in exempt]
+    no_decay = [p for n, p in model.named_parameters() if n in exempt]
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -222,7 +235,7 @@ def _train(
     model = build_model(config.model, **config.model_options)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
-    optimizer = _build_optimizer(model, config)
+    optimizer = build_optimizer(model, config)
     batches = TensorBatches(
         train_images,
         train_labels,

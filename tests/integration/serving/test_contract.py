@@ -33,7 +33,7 @@ PREDICTION_KEYS = {
     "top_class_id",
     "top_label",
 }
-RESPONSE_KEYS = {"predictions", "model_name", "model_version", "request_id"}
+RESPONSE_KEYS = {"predictions", "model_name", "model_version", "path", "fallback", "request_id"}
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 
 
@@ -217,7 +217,14 @@ def test_models_lists_versions_and_the_served_one(client: httpx.Client, trained:
     response = client.get("/v1/models")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"registered_model", "default_ref", "served", "loaded", "versions"}
+    assert set(body) == {
+        "registered_model",
+        "default_ref",
+        "served",
+        "photo_model",
+        "loaded",
+        "versions",
+    }
     assert body["registered_model"] == "fmnist-classifier"
     assert body["default_ref"] == "champion"
     assert body["served"]["version"] == trained.first

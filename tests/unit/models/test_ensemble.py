@@ -10,7 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from fmnist.data.loaders import PIXEL_MEAN, PIXEL_STD
-from fmnist.models import SoftVotingEnsemble, build_ensemble, weights_from_validation
+from fmnist.models import (
+    SoftVotingEnsemble,
+    build_ensemble,
+    mixture_weights,
+    weights_from_validation,
+)
 from fmnist.registry.onnx_export import InferenceModel
 
 
@@ -171,3 +176,31 @@ def test_weights_from_validation_rejects_bad_input(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         weights_from_validation(logits, labels)
+
+
+def _two_class_log_probs(p_true: list[list[float]]) -> np.ndarray:
+    """(K, N, 2) log-probabilities where class 0 (the label) has probability ``p_true``."""
+    p = np.asarray(p_true, dtype=np.float64)
+    return np.log(np.stack([p, 1 - p], axis=-1))
+
+
+def test_mixture_weights_reach_the_hand_computed_optimum() -> None:
+    # Mean log-likelihood 2 log(0.1 + 0.8w) + log(0.9 - 0.8w) peaks at w = 1.7 / 2.4.
+    log_probs = _two_class_log_probs([[0.9, 0.9, 0.1], [0.1, 0.1, 0.9]])
+    weights, nll = mixture_weights(log_probs, [0, 0, 0])
+    np.testing.assert_allclose(weights, [1.7 / 2.4, 0.7 / 2.4], atol=1e-4)
+    w = 1.7 / 2.4
+    expected = -(2 * np.log(0.1 + 0.8 * w) + np.log(0.9 - 0.8 * w)) / 3
+    assert nll == pytest.approx(expected, abs=1e-7)
+
+
+def test_mixture_weights_drop_a_useless_member_and_never_lose_to_equal_weights() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.uniform(0.6, 0.99, size=200)
+    log_probs = _two_class_log_probs([good.tolist(), [0.5] * 200])
+    weights, nll = mixture_weights(log_probs, np.zeros(200, dtype=int))
+    assert weights[1] < 0.05 and weights.sum() == pytest.approx(1.0)
+    equal = -np.log(0.5 * good + 0.25).mean()
+    assert nll <= equal
+    with pytest.raises(ValueError, match="do not match 3 labels"):
+        mixture_weights(log_probs, [0, 0, 0])

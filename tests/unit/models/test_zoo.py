@@ -19,8 +19,14 @@ from fmnist.errors import ConfigError
 from fmnist.models import ARCHITECTURES, build_model, count_parameters
 from fmnist.models.resnet import PreActResNet
 from fmnist.models.vit import DropPath, VisionTransformer
-from fmnist.training.config import make_config
-from fmnist.training.trainer import model_from_checkpoint, predict_logits, train
+from fmnist.training.config import TrainConfig, make_config
+from fmnist.training.trainer import (
+    build_optimizer,
+    model_from_checkpoint,
+    no_decay_parameter_names,
+    predict_logits,
+    train,
+)
 
 from .zoo_configs import SMALL, small_model
 
@@ -98,6 +104,8 @@ def test_default_configs_forward(name: str) -> None:
         {"patch_size": 4, "pool": "mean"},
         {"patch_size": 7, "pool": "mean"},
         {"patch_size": 14, "depth": 1},
+        {"patch_size": 4, "stem": "conv"},
+        {"patch_size": 2, "stem": "conv", "pool": "mean", "depth": 1},
     ],
 )
 def test_vit_patch_sizes_and_pooling(options: dict[str, Any]) -> None:
@@ -208,3 +216,24 @@ def test_trains_through_the_trainer_from_json_options(
     np.testing.assert_allclose(
         predict_logits(reloaded, test), predict_logits(result.model, test), atol=1e-5
     )
+
+
+def test_vit_conv_stem_needs_a_power_of_two_patch() -> None:
+    with pytest.raises(ConfigError, match="power-of-two patch_size, got 7"):
+        small_model("vit", patch_size=7, stem="conv")
+    with pytest.raises(ConfigError, match="stem must be 'patch' or 'conv'"):
+        small_model("vit", stem="hybrid")
+
+
+def test_optimizer_exempts_norms_biases_and_vit_embeddings_from_weight_decay() -> None:
+    model = small_model("vit", patch_size=4, stem="conv")
+    exempt = no_decay_parameter_names(model)
+    assert {"pos_embed", "cls_token", "norm.weight", "head.1.bias"} <= exempt
+    assert "blocks.0.attn.qkv.weight" not in exempt
+    assert "patch_embed.0.weight" not in exempt
+    config = TrainConfig(model="vit", weight_decay=0.05)
+    decayed, exempted = build_optimizer(model, config).param_groups
+    assert decayed["weight_decay"] == 0.05 and exempted["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in exempted["params"]} == exempt
+    assert len(decayed["params"]) + len(exempted["params"]) == len(names)

@@ -16,8 +16,13 @@ onnx = pytest.importorskip("onnx")
 
 from fmnist.data.loaders import to_tensor  # noqa: E402
 from fmnist.data.sources import RawDataset  # noqa: E402
+from fmnist.errors import QuantizationError  # noqa: E402
 from fmnist.models import build_ensemble  # noqa: E402
-from fmnist.registry.onnx_export import ParityReport, export_onnx_checked  # noqa: E402
+from fmnist.registry.onnx_export import (  # noqa: E402
+    ParityReport,
+    export_onnx_checked,
+    quantize_int8,
+)
 from fmnist.registry.onnx_runtime import OnnxClassifier  # noqa: E402
 
 from .zoo_configs import SMALL, make_nontrivial, small_model  # noqa: E402
@@ -97,3 +102,43 @@ def test_ensemble_exports_as_one_graph_with_parity(
     np.testing.assert_allclose(
         OnnxClassifier(path).predict_proba(parity_images[:8]), average, atol=1e-5
     )
+
+
+def test_vit_with_conv_stem_exports_with_parity(
+    tmp_path: Path, parity_images: npt.NDArray[np.uint8], stat_batches: list[torch.Tensor]
+) -> None:
+    model = small_model("vit", patch_size=4, stem="conv")
+    make_nontrivial(model, stat_batches)
+    path = tmp_path / "vit-conv.onnx"
+    assert_parity(export_onnx_checked(model, path, parity_images), path, parity_images)
+
+
+def test_ensemble_graph_quantizes_to_int8(
+    tmp_path: Path, parity_images: npt.NDArray[np.uint8], stat_batches: list[torch.Tensor]
+) -> None:
+    """ORT's symbolic shape inference fails on this graph; quantisation must still work."""
+    members = [prepared(name, stat_batches, seed) for seed, name in enumerate(["cnn", "resnet"])]
+    ensemble = build_ensemble(members, [0.6, 0.4], tta=True, temperatures=[1.0, 1.2])
+    path = tmp_path / "ensemble.onnx"
+    export_onnx_checked(ensemble, path, parity_images)
+    int8 = quantize_int8(path, tmp_path / "ensemble.int8.onnx", parity_images[:64])
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert "QuantizeLinear" in ops
+    fp32_pred = OnnxClassifier(path).predict(parity_images)
+    agreement = (OnnxClassifier(int8).predict(parity_images) == fp32_pred).mean()
+    assert agreement > 0.9
+
+
+def test_quantization_failure_is_a_quantization_error_and_writes_nothing(
+    tmp_path: Path, parity_images: npt.NDArray[np.uint8], stat_batches: list[torch.Tensor]
+) -> None:
+    path = tmp_path / "cnn.onnx"
+    export_onnx_checked(prepared("cnn", stat_batches), path, parity_images)
+    model = onnx.load(str(path))
+    model.graph.node[0].input[0] = "no_such_tensor"  # a graph ORT cannot even pre-process
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    out = tmp_path / "broken.int8.onnx"
+    with pytest.raises(QuantizationError, match=r"INT8 .* of broken\.onnx failed"):
+        quantize_int8(broken, out, parity_images[:64])
+    assert not out.exists()

@@ -26,6 +26,9 @@ TEST_IDS = {
     "error-detail",
     "link-docs",
     "link-metrics",
+    "explain-button",
+    "explain-method",
+    "explain-heatmap",
 }
 
 

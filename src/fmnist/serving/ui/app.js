@@ -35,6 +35,7 @@ const ui = {
   label: $("result-label"),
   confidence: $("result-confidence"),
   truth: $("result-truth"),
+  path: $("result-path"),
   unknown: $("verdict-unknown"),
   reasons: $("unknown-reasons"),
   top3: $("top3"),
@@ -43,6 +44,8 @@ const ui = {
 };
 
 let originalUrl = null;
+let lastInput = null; // { blob, filename, payload } of the prediction on screen
+let explaining = null; // AbortController of the explanation in flight
 let pending = null; // AbortController of the request in flight
 
 /** A problem-details error (RFC 9457) or a network failure, ready to show. */
@@ -96,6 +99,11 @@ function setModelVersion(name, version) {
   ui.modelVersion.dataset.version = version == null ? "" : String(version);
   ui.modelVersion.textContent = version == null ? "no model loaded" : `${name} v${version}`;
   ui.modelVersion.classList.toggle("is-missing", version == null);
+  const card = $("link-model-card");
+  card.hidden = version == null;
+  if (version != null) {
+    card.href = `v1/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}/card`;
+  }
 }
 
 function renderTop3(probabilities) {
@@ -130,6 +138,17 @@ function renderTop3(probabilities) {
   );
 }
 
+/** Which path (photo or Fashion-MNIST) and which model version answered. */
+function renderPath(payload, prediction) {
+  const path = prediction.path ?? payload.path ?? "";
+  const name = prediction.model_name ?? payload.model_name;
+  const version = prediction.model_version ?? payload.model_version;
+  const kind = path === "photo" ? "Photo path" : "Fashion-MNIST path";
+  const fallback = payload.fallback ? ` (${payload.fallback})` : "";
+  ui.path.dataset.path = path;
+  ui.path.textContent = `${kind} · answered by ${name} v${version}${fallback}`;
+}
+
 function renderPrediction(payload, truth) {
   const prediction = payload.predictions[0];
   const isUnknown = prediction.label === "unknown" || prediction.class_id == null;
@@ -147,6 +166,8 @@ function renderPrediction(payload, truth) {
     ui.truth.textContent = `True label: ${truth} ${hit ? "✓" : "✗"}`;
     ui.truth.classList.toggle("is-hit", hit);
   }
+
+  renderPath(payload, prediction);
 
   ui.unknown.hidden = !isUnknown;
   ui.reasons.replaceChildren(
@@ -195,7 +216,11 @@ async function classify(blob, filename, truth = null) {
       body: form,
       signal: controller.signal,
     });
-    if (pending === controller) renderPrediction(payload, truth);
+    if (pending === controller) {
+      lastInput = { blob, filename, payload };
+      resetExplanation();
+      renderPrediction(payload, truth);
+    }
   } catch (err) {
     if (err.name !== "AbortError" && pending === controller) showError(err);
   } finally {
@@ -301,8 +326,83 @@ function wireInputs() {
   ui.shuffle.addEventListener("click", () => loadSamples(Math.floor(Math.random() * 2 ** 31)));
 }
 
+// ---- "Why?": POST the same input to v1/explain and show the heatmap next to the prediction.
+
+const explainUi = {
+  button: $("explain-button"),
+  method: $("explain-method"),
+  status: $("explain-status"),
+  figure: $("explain-figure"),
+  heatmap: $("explain-heatmap"),
+  caption: $("explain-caption"),
+};
+
+function resetExplanation() {
+  explaining?.abort();
+  explaining = null;
+  explainUi.figure.hidden = true;
+  explainUi.figure.parentElement.classList.remove("is-explained");
+  explainUi.heatmap.removeAttribute("src");
+  explainUi.status.textContent = "";
+  explainUi.button.disabled = false;
+}
+
+/** Explain the input on screen with the chosen method, for the model that answered it. */
+async function explainCurrent() {
+  if (!lastInput) return;
+  const { blob, filename, payload } = lastInput;
+  const method = explainUi.method.value;
+  const label = explainUi.method.selectedOptions[0]?.textContent || method;
+  resetExplanation();
+  const controller = new AbortController();
+  explaining = controller;
+  explainUi.button.disabled = true;
+  explainUi.status.textContent = `Explaining with ${label}…`;
+  const form = new FormData();
+  form.append("file", blob, filename);
+  const query = new URLSearchParams({ method });
+  const name = payload.predictions[0]?.model_name ?? payload.model_name;
+  const version = payload.predictions[0]?.model_version ?? payload.model_version;
+  if (name != null && version != null) query.set("model", `${name}@${version}`);
+  try {
+    const answer = await api(`v1/explain?${query}`, {
+      method: "POST",
+      body: form,
+      signal: controller.signal,
+    });
+    if (explaining !== controller) return;
+    const item = answer.explanations[0];
+    explainUi.heatmap.src = `data:image/png;base64,${item.heatmap_png}`;
+    explainUi.heatmap.dataset.classId = String(item.class_id);
+    explainUi.heatmap.dataset.method = answer.method;
+    explainUi.caption.textContent = `Why “${item.label}”`;
+    explainUi.figure.hidden = false;
+    explainUi.figure.parentElement.classList.add("is-explained");
+    explainUi.status.textContent =
+      `${label}: red pixels pushed the model towards ${item.label}, blue ones away ` +
+      `from it (${(1000 * answer.seconds).toFixed(0)} ms).`;
+  } catch (err) {
+    if (err.name !== "AbortError" && explaining === controller) {
+      explainUi.status.textContent = `No explanation: ${err.detail || err.title}`;
+    }
+  } finally {
+    if (explaining === controller) {
+      explaining = null;
+      explainUi.button.disabled = false;
+    }
+  }
+}
+
+function wireExplain() {
+  explainUi.button.addEventListener("click", explainCurrent);
+  explainUi.method.addEventListener("change", () => {
+    if (!explainUi.figure.hidden) explainCurrent();
+  });
+}
+
 $("class-list").textContent = CLASS_NAMES.join(", ");
 wireInputs();
+wireExplain();
 show("empty");
 loadModel();
 loadSamples(0);
