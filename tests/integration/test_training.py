@@ -49,7 +49,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(
     config = make_config("tiny", train_subset=1500)
     reference = train(config, snapshot, tmp_path / "reference.pt", show_progress=False)
 
-    real_evaluate = trainer._evaluate
+    real_evaluate = trainer.evaluate_loss_accuracy
     calls = {"n": 0}
 
     def interrupt_in_second_epoch(*args: object, **kwargs: object) -> tuple[float, float]:
@@ -58,11 +58,11 @@ def test_resume_after_interrupt_equals_uninterrupted_run(
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(trainer, "_evaluate", interrupt_in_second_epoch)
+    monkeypatch.setattr(trainer, "evaluate_loss_accuracy", interrupt_in_second_epoch)
     checkpoint = tmp_path / "interrupted.pt"
     with pytest.raises(TrainingInterruptedError, match="holds epoch 1 of 2"):
         train(config, snapshot, checkpoint, show_progress=False)
-    monkeypatch.setattr(trainer, "_evaluate", real_evaluate)
+    monkeypatch.setattr(trainer, "evaluate_loss_accuracy", real_evaluate)
 
     assert trainer.load_checkpoint(checkpoint)["epoch"] == 1
     resumed = train(config, snapshot, checkpoint, resume=True, show_progress=False)

@@ -75,6 +75,7 @@ from fmnist.serving.preprocess import (
 )
 from fmnist.training.config import TrainConfig
 from fmnist.training.precision import Precision, autocast, resolve_precision, torch_threads
+from fmnist.training.trainer import build_optimizer, evaluate_loss_accuracy
 
 UInt8Array = npt.NDArray[np.uint8]
 BoolArray = npt.NDArray[np.bool_]
@@ -321,19 +322,6 @@ def _draw(
     return _normalise(augmentation(x, generator)), rows
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The trainer's optimiser: decoupled weight decay on weights, none on biases and norms."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=config.lr)
-
-
 def _set_accuracy(model: nn.Module, photos: PhotoSet, batch_size: int) -> float | None:
     rows = photos.mappable & (photos.variant == 0)
     if not rows.any():
@@ -348,21 +336,6 @@ def _set_accuracy(model: nn.Module, photos: PhotoSet, batch_size: int) -> float 
         )
     top = logits.argmax(dim=1).numpy()
     return float(photos.targets[rows][np.arange(len(top)), top].mean())
-
-
-def _fmnist_accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
-) -> tuple[float, float]:
-    model.eval()
-    loss, correct = 0.0, 0
-    with torch.inference_mode():
-        for start in range(0, len(y), batch_size):
-            logits = model(x[start : start + batch_size]).float()
-            target = y[start : start + batch_size]
-            loss += float(F.cross_entropy(logits, target, reduction="sum"))
-            correct += int((logits.argmax(1) == target).sum())
-    n = max(len(y), 1)
-    return loss / n, correct / n
 
 
 def train_with_photos(
@@ -418,7 +391,7 @@ def _train(
             teacher.eval().requires_grad_(False)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
-    optimizer = _optimizer(model, config)
+    optimizer = build_optimizer(model, config)
     batches = TensorBatches(
         images,
         labels,
@@ -507,7 +480,7 @@ def _train(
                 if time.perf_counter() - start > budget:
                     stopped = "time_budget"
                     break
-            _, val_acc = _fmnist_accuracy(model, val_x, val_y, config.eval_batch_size)
+            _, val_acc = evaluate_loss_accuracy(model, val_x, val_y, config.eval_batch_size)
             photo_acc = (
                 _set_accuracy(model, calibration, config.eval_batch_size) if calibration else None
             )

@@ -58,6 +58,7 @@ from fmnist.registry.mlflow_registry import (
 )
 from fmnist.registry.onnx_export import ParityReport, export_onnx_checked
 from fmnist.registry.onnx_runtime import OnnxClassifier
+from fmnist.registry.runs import flatten_params
 from fmnist.runtime_info import git_commit, hardware, package_versions
 from fmnist.training.config import TrainConfig
 from fmnist.training.run import META_OOD_ENERGY_THRESHOLD, OOD_QUANTILE
@@ -109,15 +110,6 @@ def tracking_settings(settings: Settings) -> Settings:
     """``settings`` with MLflow's experiment set to :data:`EXPERIMENT`."""
     tracking = settings.tracking.model_copy(update={"experiment": EXPERIMENT})
     return settings.model_copy(update={"tracking": tracking})
-
-
-def _flatten(prefix: str, value: object) -> dict[str, object]:
-    if isinstance(value, dict):
-        out: dict[str, object] = {}
-        for key, inner in value.items():
-            out |= _flatten(f"{prefix}.{key}" if prefix else str(key), inner)
-        return out
-    return {prefix: value}
 
 
 def _save_weights(path: Path, result: AdaptResult, temperature: float) -> Path:
@@ -178,8 +170,8 @@ def _train_one(
     if baseline:
         options = options.model_copy(update={"photo_batch": 0, "outlier_batch": 0})
     with registry.start_run(run_name, tags) as run_id:
-        params: dict[str, object] = _flatten("", config.model_dump())
-        params |= _flatten("adapt", options.model_dump())
+        params: dict[str, object] = flatten_params(config.model_dump())
+        params |= flatten_params(options.model_dump(), "adapt")
         params |= {"snapshot_id": snapshot.snapshot_id, "config_hash": config.config_hash()}
         if mapping is not None:
             params |= {

@@ -19,6 +19,7 @@ from fmnist.evaluation.calibration import energy_threshold, fit_temperature
 from fmnist.platform.storage import open_storage
 from fmnist.registry.mlflow_registry import MlflowRegistry
 from fmnist.registry.onnx_export import ParityReport, export_onnx_checked
+from fmnist.registry.runs import flatten_params
 from fmnist.runtime_info import git_commit, hardware, package_versions
 from fmnist.training.config import TrainConfig
 from fmnist.training.trainer import TrainResult, predict_logits, train
@@ -51,15 +52,6 @@ def run_dir(settings: Settings, run_id: str) -> Path:
 def checkpoint_path(settings: Settings, config: TrainConfig, snapshot_id: str) -> Path:
     """The checkpoint file for a config on a snapshot (stable, so ``--resume`` finds it)."""
     return settings.home / "checkpoints" / f"{config.config_hash()}-{snapshot_id}.pt"
-
-
-def _flatten(prefix: str, value: object) -> dict[str, object]:
-    if isinstance(value, dict):
-        out: dict[str, object] = {}
-        for key, inner in value.items():
-            out |= _flatten(f"{prefix}.{key}" if prefix else str(key), inner)
-        return out
-    return {prefix: value}
 
 
 def save_weights(path: Path, result: TrainResult, temperature: float) -> Path:
@@ -104,7 +96,7 @@ def train_and_log(
     }
     run_name = f"{config.model}-{config.config_hash()}"
     with registry.start_run(run_name, tags) as run_id:
-        params: dict[str, object] = _flatten("", config.model_dump())
+        params: dict[str, object] = flatten_params(config.model_dump())
         params |= {"snapshot_id": snapshot.snapshot_id, "config_hash": config.config_hash()}
         params |= {f"version.{k}": v for k, v in package_versions().items()}
         params |= {f"hardware.{k}": v for k, v in hardware().items()}

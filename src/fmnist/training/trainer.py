@@ -316,7 +316,9 @@ def _train(
                     if elapsed() > budget_s:
                         stopped = "time_budget"
                         break
-                val_loss, val_acc = _evaluate(model, val_x, val_y, config.eval_batch_size)
+                val_loss, val_acc = evaluate_loss_accuracy(
+                    model, val_x, val_y, config.eval_batch_size
+                )
                 record = EpochRecord(
                     epoch=epoch,
                     train_loss=float(running) / max(seen, 1),
@@ -376,9 +378,10 @@ def _train(
     )
 
 
-def _evaluate(
+def evaluate_loss_accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 ) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (put in eval mode) on normalised ``x``."""
     model.eval()
     total_loss, correct = 0.0, 0
     with torch.inference_mode():
