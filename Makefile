@@ -14,6 +14,11 @@ STAMP := $(VENV)/.installed
 FMNIST := $(BIN)/fmnist
 PYTEST_ARGS ?=
 DEMO_PRESET ?= default
+# The clothing photos the demo adapts the photo model on (train/ only; validation/ stays unseen).
+PHOTOS_DIR ?= $(or $(FMNIST_PHOTOS_DIR),../shared/data/clothing-photos)
+# Where pip finds the CPU build of torch==2.13.0 when the machine's own wheel folder does not
+# hold it (for example https://download.pytorch.org/whl/cpu); empty: the configured indexes.
+TORCH_INDEX ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -26,7 +31,7 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned dependencies into $(VENV) (first time: a few minutes)"
-	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -r requirements/lock.txt $(QUIET_PIP)
+	$(PIP) install $(PIP_FLAGS) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -c requirements/constraints.txt -r requirements/lock.txt $(QUIET_PIP)
 	$(PIP) install $(PIP_FLAGS) --no-deps -e . $(QUIET_PIP)
 	@touch $(STAMP)
 
@@ -34,7 +39,7 @@ install: $(STAMP) ## Create the virtual environment and install the pinned depen
 
 lock: ## Re-resolve the extras and rewrite requirements/lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,explain,browser,dev]' $(QUIET_PIP)
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,explain,monitor,browser,dev]' $(QUIET_PIP)
 	$(PIP) freeze --exclude-editable | grep -v '^fmnist' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/lock.txt
 	@touch $(STAMP)
 
@@ -45,17 +50,26 @@ data: $(STAMP) ## Install Debian's dataset package when possible, then fetch and
 demo: data ## Set everything up, run the main job (snapshot, train, evaluate, register), serve it
 	$(FMNIST) data validate
 	$(FMNIST) pipeline run --preset $(DEMO_PRESET)
+	@if [ -d "$(PHOTOS_DIR)/train" ]; then \
+	  echo "adapting the photo model on $(PHOTOS_DIR)/train (quick preset)"; \
+	  $(FMNIST) experiment adapt "$(PHOTOS_DIR)/train" --preset quick; \
+	else \
+	  echo "no clothing photos at $(PHOTOS_DIR)/train (set PHOTOS_DIR): uploaded photos will be answered by the Fashion-MNIST model"; \
+	fi
 	$(FMNIST) serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## Run the test suite with coverage (heavy tests excluded)
-	@bash scripts/install-dataset.sh || true
-	@bash scripts/install-browser.sh || true
+test: $(STAMP) ## Check the layer contracts, then run the tests with coverage (heavy ones excluded)
+	@bash scripts/install-dataset.sh
+	@bash scripts/install-browser.sh
+	@bash scripts/install-prometheus.sh
+	$(BIN)/lint-imports
 	$(BIN)/pytest -m "not heavy" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
 	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check), mypy and the docstring coverage
+lint: $(STAMP) ## ruff (lint + format check), mypy, the layer contracts and docstring coverage
+	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy

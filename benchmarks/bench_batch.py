@@ -33,12 +33,13 @@ import numpy as np
 import onnxruntime as ort
 
 from fmnist import __version__
+from fmnist.batch.model import BatchModel, load_onnx_model
+from fmnist.batch.readers import open_input
+from fmnist.batch.runner import run_batch
 from fmnist.config import Settings, load_settings
 from fmnist.data.idx import parse_idx, read_raw
 from fmnist.registry.onnx_runtime import LOGITS, PROBABILITIES, to_model_input
 from fmnist.runtime_info import cores_usable, cpu_model, load_average
-from fmnist.serving.batch import BatchModel, load_onnx_model, run_batch
-from fmnist.serving.batch_inputs import open_input
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHED_MODEL = RESULTS / "quick-model.onnx"
@@ -63,10 +64,10 @@ def data_dir(settings: Settings) -> Path:
 
 def train_quick_model(settings: Settings, destination: Path) -> None:
     """Train the ``quick`` preset, calibrate it and export it like ``fmnist train`` does."""
+    from fmnist.composition import build_services
     from fmnist.data.snapshot import load_snapshot, write_snapshot
     from fmnist.data.sources import default_sources, load_raw
     from fmnist.evaluation.calibration import energy_threshold, fit_temperature
-    from fmnist.platform.storage import open_storage
     from fmnist.registry.onnx_export import export_onnx_checked
     from fmnist.training.config import make_config
     from fmnist.training.run import META_OOD_ENERGY_THRESHOLD, META_OOD_QUANTILE, OOD_QUANTILE
@@ -74,7 +75,7 @@ def train_quick_model(settings: Settings, destination: Path) -> None:
 
     raw = load_raw(default_sources(settings, show_progress=False))
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-batch-") as tmp:
-        lake = open_storage(str(Path(tmp) / "lake"))
+        lake = build_services(settings).open_storage(str(Path(tmp) / "lake"))
         write_snapshot(lake, raw, settings.data, settings.validation)
         snapshot = load_snapshot(lake)
         print("training the quick preset (about a minute on 2 idle cores)...")

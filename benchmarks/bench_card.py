@@ -30,7 +30,7 @@ from fmnist.evaluation.metrics import evaluate_logits
 from fmnist.evaluation.model_card import write_model_cards
 from fmnist.evaluation.plots import confusion_matrix_png, reliability_diagram_png
 from fmnist.evaluation.responsible import responsible_evaluation
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 from fmnist.registry.onnx_runtime import OnnxClassifier
 from fmnist.runtime_info import benchmark_machine
 
@@ -46,7 +46,7 @@ def main() -> None:
 
     settings = load_settings().settings
     state = torch.load(args.run_folder / "weights.pt", map_location="cpu", weights_only=False)
-    snapshot = load_snapshot(open_storage(settings.resolved_lake_url), state["snapshot_id"])
+    snapshot = load_snapshot(FsspecStorage(settings.resolved_lake_url), state["snapshot_id"])
     images, labels = snapshot.split("test")
     classifier = OnnxClassifier(args.run_folder / "model.onnx")
     logits = classifier.predict_logits(images)

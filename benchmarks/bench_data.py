@@ -22,7 +22,7 @@ from fmnist.config import Settings, load_settings
 from fmnist.data.snapshot import load_snapshot, write_snapshot
 from fmnist.data.sources import RawDataset, default_sources, load_raw
 from fmnist.data.validation import validate_splits
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 from fmnist.runtime_info import benchmark_machine
 
 RUNS = 5
@@ -58,7 +58,7 @@ def bench_snapshot(raw: RawDataset, settings: Settings, fmt: Format) -> dict[str
     write_times: list[float] = []
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
         for run in range(RUNS):
-            storage = open_storage(str(Path(tmp) / f"lake-{run}"))
+            storage = FsspecStorage(str(Path(tmp) / f"lake-{run}"))
             start = time.perf_counter()
             manifest, _ = write_snapshot(storage, raw, chosen.data, chosen.validation)
             write_times.append(time.perf_counter() - start)

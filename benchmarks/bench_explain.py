@@ -60,9 +60,9 @@ TARGET_P95_MS = 200.0
 def test_images(home: Path, n: int = 50) -> np.ndarray:
     """The first ``n`` test images of the home's newest snapshot."""
     from fmnist.data.snapshot import load_snapshot
-    from fmnist.platform.storage import open_storage
+    from fmnist.platform.storage import FsspecStorage
 
-    images, _ = load_snapshot(open_storage(str(home / "lake"))).split("test")
+    images, _ = load_snapshot(FsspecStorage(str(home / "lake"))).split("test")
     return np.ascontiguousarray(images[:n])
 
 
@@ -206,11 +206,13 @@ def champion_folder(env: dict[str, str]) -> Path:
     """The champion's version folder (downloaded into the home's serving cache if needed)."""
     import os
 
+    from fmnist.composition import build_services
     from fmnist.config import load_settings
     from fmnist.serving.model_store import ModelStore
 
     os.environ["FMNIST_HOME"] = env["FMNIST_HOME"]
-    return ModelStore(load_settings().settings).load_default().path
+    settings = load_settings().settings
+    return ModelStore(settings, build_services(settings).registries).load_default().path
 
 
 def main() -> int:

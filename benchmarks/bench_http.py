@@ -146,9 +146,9 @@ def sample_png(home: Path) -> bytes:
     from PIL import Image
 
     from fmnist.data.snapshot import load_snapshot
-    from fmnist.platform.storage import open_storage
+    from fmnist.platform.storage import FsspecStorage
 
-    images, _ = load_snapshot(open_storage(str(home / "lake"))).split("test")
+    images, _ = load_snapshot(FsspecStorage(str(home / "lake"))).split("test")
     buffer = io.BytesIO()
     Image.fromarray(images[0]).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -454,13 +454,15 @@ def engines(home: Path) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from fmnist.composition import build_services
     from fmnist.config import load_settings
     from fmnist.data.loaders import to_tensor
     from fmnist.models import build_model
     from fmnist.serving.model_store import ModelStore
 
     os.environ["FMNIST_HOME"] = str(home)
-    store = ModelStore(load_settings().settings)
+    settings = load_settings().settings
+    store = ModelStore(settings, build_services(settings).registries)
     model = store.load_default()
     state = torch.load(model.path / "weights.pt", map_location="cpu", weights_only=False)
     config = state["config"]

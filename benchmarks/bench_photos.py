@@ -1,4 +1,4 @@
-"""Real photos through the classifier: naive resizing against ``fmnist.serving.preprocess``.
+"""Real photos through the classifier: naive resizing against ``fmnist.imaging.preprocess``.
 
 Run with ``.venv/bin/python benchmarks/bench_photos.py --model PATH.onnx`` (a model exported by
 ``fmnist train``, whose metadata holds the temperature and the OOD energy threshold).
@@ -6,8 +6,8 @@ Run with ``.venv/bin/python benchmarks/bench_photos.py --model PATH.onnx`` (a mo
 Every photo of ``../shared/data/clothing-photos/<split>/CLASS/*.jpg`` (default split
 ``validation``, 341 photos) is turned into a 28x28 input twice: naively (grayscale, squashed to
 28x28 with area averaging, no inversion, no background removal) and with
-:func:`fmnist.serving.preprocess.preprocess_bytes`. Both go through the model and
-:func:`fmnist.serving.unknown.decide`. Per photo class it prints the share whose top-1 class is a
+:func:`fmnist.imaging.preprocess.preprocess_bytes`. Both go through the model and
+:func:`fmnist.evaluation.unknown.decide`. Per photo class it prints the share whose top-1 class is a
 plausible Fashion-MNIST class, the share *answered* with a plausible class (not unknown), and the
 share answered unknown (hat, shorts and skirt have no Fashion-MNIST class: unknown is the right
 answer for them), plus the preprocessing time per photo. Figures go to
@@ -35,10 +35,11 @@ from PIL import Image, ImageDraw, ImageOps
 
 from fmnist import CLASS_NAMES, IMAGE_SIZE
 from fmnist.config import ServingSettings
+from fmnist.evaluation.unknown import Verdict, decide, energy_threshold_from_metadata
+from fmnist.imaging.decode import decode_image
+from fmnist.imaging.preprocess import preprocess_bytes, preprocess_image
 from fmnist.registry.onnx_runtime import OnnxClassifier
 from fmnist.runtime_info import benchmark_machine
-from fmnist.serving.preprocess import decode_image, preprocess_bytes, preprocess_image
-from fmnist.serving.unknown import Verdict, decide, energy_threshold_from_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "data" / "clothing-photos"

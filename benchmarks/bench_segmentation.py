@@ -3,7 +3,7 @@
 Run with ``.venv/bin/python benchmarks/bench_segmentation.py [--split validation] [--limit N]``.
 
 Every photo of ``../shared/data/clothing-photos/<split>/CLASS/*.jpg`` (default ``validation``,
-341 photos; measuring only) goes through :func:`fmnist.serving.preprocess.preprocess_bytes`
+341 photos; measuring only) goes through :func:`fmnist.imaging.preprocess.preprocess_bytes`
 with ``segmentation="colour"`` and ``"grabcut"`` (the default), JPEG decoding included, twice
 each after one warm-up pass; the faster of the two runs of each photo is kept, which discounts
 other jobs on a shared machine. Prints the median and 95th percentile of the wall and CPU time
@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fmnist.imaging.preprocess import preprocess_bytes
 from fmnist.runtime_info import benchmark_machine
-from fmnist.serving.preprocess import preprocess_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "data" / "clothing-photos"

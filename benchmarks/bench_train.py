@@ -23,7 +23,7 @@ import numpy as np
 from fmnist.config import load_settings
 from fmnist.data.snapshot import load_snapshot, write_snapshot
 from fmnist.data.sources import default_sources, load_raw
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 from fmnist.runtime_info import cpu_model
 from fmnist.training.config import PRESETS, make_config
 from fmnist.training.trainer import predict_logits, train
@@ -54,7 +54,7 @@ def main() -> None:
     variant = f"{args.preset}-{config.precision}-{'cl' if config.channels_last else 'nchw'}"
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        lake = open_storage(str(Path(tmp) / "lake"))
+        lake = FsspecStorage(str(Path(tmp) / "lake"))
         write_snapshot(lake, raw, settings.data, settings.validation)
         snapshot = load_snapshot(lake)
         start = time.perf_counter()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.serving.app import create_app
 from fmnist.serving.cli import listening_socket
@@ -17,7 +18,7 @@ from fmnist.serving.cli import listening_socket
 @contextlib.contextmanager
 def running(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free loopback port; yields the base URL."""
-    app = create_app(settings)
+    app = create_app(build_services(settings))
     sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY, as `fmnist serve` does
     port = sock.getsockname()[1]
     config = uvicorn.Config(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from data_paths import IN_CI, missing
 from fmnist.data.sources import DATASET_FILES, DirectorySource, RawDataset, load_from
 from helpers import closed_port, subset
 
@@ -44,11 +45,26 @@ def fmnist_data_dir() -> Path:
     for candidate in DATA_DIR_CANDIDATES:
         if candidate.is_dir() and all((candidate / name).is_file() for name in GZ_NAMES):
             return candidate
-    pytest.skip(
+    missing(
         "Fashion-MNIST not found in any of: "
         + ", ".join(str(c) for c in DATA_DIR_CANDIDATES)
         + " (run scripts/install-dataset.sh or set FMNIST_DATA_DIR)"
     )
+    raise AssertionError("unreachable")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under ``CI=true`` no test may skip: a skip there is a missing prerequisite, so it fails.
+
+    (``pytest.importorskip`` and explicit ``pytest.skip`` calls included.)
+    """
+    report = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true (a missing prerequisite fails there): {reason}"
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import socket
 from collections.abc import Callable
 
 import numpy as np
 
 from fmnist.data.sources import RawDataset
+from fmnist.identity import digest_array
 
 
 def subset(raw: RawDataset, n_train: int, n_test: int) -> RawDataset:
@@ -18,7 +18,7 @@ def subset(raw: RawDataset, n_train: int, n_test: int) -> RawDataset:
     train_images, train_labels = raw.train_images[:n_train], raw.train_labels[:n_train]
     test_images, test_labels = raw.test_images[:n_test], raw.test_labels[:n_test]
     checksums = {
-        f"{name}-subset": hashlib.sha256(array.tobytes()).hexdigest()
+        f"{name}-subset": digest_array(array)
         for name, array in (
             ("train_images", train_images),
             ("train_labels", train_labels),

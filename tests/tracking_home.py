@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from fmnist.composition import build_services
 from fmnist.config import Settings, load_settings
 from fmnist.data.snapshot import write_snapshot
 from fmnist.data.sources import RawDataset
 from fmnist.evaluation.run import EvaluationOutcome, evaluate_and_register
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 from fmnist.training.config import make_config
 from fmnist.training.run import TrainedRun, train_and_log
 
@@ -32,7 +33,7 @@ def _snapshot_home(home: Path, raw: RawDataset, template_db: Path) -> tuple[Sett
     shutil.copyfile(template_db, home / "mlflow" / "mlflow.db")
     settings = load_settings().settings
     manifest, _ = write_snapshot(
-        open_storage(settings.resolved_lake_url), raw, settings.data, settings.validation
+        FsspecStorage(settings.resolved_lake_url), raw, settings.data, settings.validation
     )
     return settings, manifest.snapshot_id
 
@@ -93,10 +94,12 @@ def register_tiny_models(
                 mp.delenv(name)
         set_env(mp, full_env)
         settings, snapshot_id = _snapshot_home(home, raw, template_db)
+        services = build_services(settings)
         runs, outcomes = [], []
         for seed in seeds:
-            run = train_and_log(settings, make_config("tiny", seed=seed), show_progress=False)
-            outcome = evaluate_and_register(settings, run.run_id, quantize=seed in quantized_seeds)
+            run = train_and_log(services, make_config("tiny", seed=seed), show_progress=False)
+            quantize = seed in quantized_seeds
+            outcome = evaluate_and_register(services, run.run_id, quantize=quantize)
             assert outcome.version is not None, outcome.decision.reasons
             runs.append(run)
             outcomes.append(outcome)

@@ -7,27 +7,19 @@ non-zero; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
 from fmnist import __version__
-from fmnist.config import LoadedSettings, Settings, load_settings
+from fmnist.cli_support import AppContext, console, fail
+from fmnist.config import LoadedSettings, load_settings
 from fmnist.errors import FmnistError
 
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, exit_code: int) -> NoReturn:
-    """Print ``error: <message>`` as one line on stderr and exit with ``exit_code``."""
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(exit_code)
+__all__ = ["app", "main"]
 
 
 class FmnistGroup(TyperGroup):
@@ -43,19 +35,6 @@ class FmnistGroup(TyperGroup):
             if debug:
                 raise
             fail(str(exc), exc.exit_code)
-
-
-@dataclass
-class AppContext:
-    """What every command receives: the effective settings and the debug flag."""
-
-    loaded: LoadedSettings
-    debug: bool = False
-
-    @property
-    def settings(self) -> Settings:
-        """The effective settings."""
-        return self.loaded.settings
 
 
 app = typer.Typer(
@@ -88,7 +67,9 @@ def _root(
     ] = False,
 ) -> None:
     """fmnist: Fashion-MNIST from raw data to a monitored service."""
-    ctx.obj = AppContext(loaded=_load(config, debug), debug=debug)
+    from fmnist.composition import build_services
+
+    ctx.obj = AppContext(loaded=_load(config, debug), build_services=build_services, debug=debug)
 
 
 def _load(config: Path | None, debug: bool) -> LoadedSettings:
@@ -105,11 +86,18 @@ def config_show(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Print the effective settings and where each value came from."""
+    """Print the effective settings, where each value came from, and the adapter chosen for
+    each port (secrets are masked)."""
+    from fmnist.composition import choose_adapters
+
     app_ctx: AppContext = ctx.obj
     rows = list(app_ctx.loaded.explain())
+    choices = choose_adapters(app_ctx.settings)
     if as_json:
-        payload = {r.key: {"value": r.value, "source": r.source} for r in rows}
+        payload: dict[str, Any] = {r.key: {"value": r.value, "source": r.source} for r in rows}
+        payload["adapters"] = {
+            c.port: {"adapter": c.adapter, "reason": c.reason, "target": c.target} for c in choices
+        }
         typer.echo(json.dumps(payload, indent=2))
         return
     table = Table(title=f"fmnist settings (profile: {app_ctx.settings.profile})")
@@ -119,19 +107,28 @@ def config_show(
     for row in rows:
         table.add_row(row.key, json.dumps(row.value), row.source)
     console.print(table)
+    ports = Table(title="ports and the adapters chosen")
+    ports.add_column("port", style="cyan")
+    ports.add_column("adapter", style="bold")
+    ports.add_column("why", style="dim")
+    ports.add_column("target")
+    for choice in choices:
+        ports.add_row(choice.port, choice.adapter, choice.reason, choice.target)
+    console.print(ports)
 
 
 def _register_subcommands() -> None:
+    from fmnist.batch.cli import predict_app
     from fmnist.data.cli import data_app
     from fmnist.evaluation.cli import evaluate_command
-    from fmnist.evaluation.leaderboard_cli import benchmark_command
     from fmnist.explain.cli import explain_app
+    from fmnist.monitoring.cli import monitor_app
     from fmnist.pipelines.cli import pipeline_app
-    from fmnist.platform.automl_cli import automl_app
+    from fmnist.pipelines.leaderboard_cli import benchmark_command
+    from fmnist.automl.cli import automl_app
     from fmnist.realworld.cli import experiment_app
     from fmnist.registry.cli import models_app
     from fmnist.serving.cli import serve_command
-    from fmnist.serving.predict_cli import predict_app
     from fmnist.training.baselines_cli import baselines_app
     from fmnist.training.cli import train_command
     from fmnist.training.hpo_cli import hpo_app
@@ -149,6 +146,7 @@ def _register_subcommands() -> None:
     app.command("benchmark")(benchmark_command)
     app.add_typer(explain_app, name="explain")
     app.add_typer(experiment_app, name="experiment")
+    app.add_typer(monitor_app, name="monitor")
 
 
 _register_subcommands()

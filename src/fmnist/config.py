@@ -7,7 +7,9 @@ The defaults are the embedded local mode: no servers, everything under :attr:`Se
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveFloat,
+    SecretStr,
     ValidationError,
     model_validator,
 )
@@ -153,7 +156,9 @@ class ServingSettings(_Section):
     reload_interval_s: float = Field(
         30.0, ge=0, description="poll the registry for a new champion; 0 disables"
     )
-    admin_token: str | None = Field(None, description="bearer token for POST /v1/admin/reload")
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for POST /v1/admin/reload (never printed)"
+    )
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="calibrated top probability below which the answer is unknown"
     )
@@ -241,6 +246,9 @@ class BatchSettings(_Section):
     decode_workers: int | None = Field(
         None, ge=1, le=256, description="threads decoding photos; default: usable cores"
     )
+    log_predictions: bool = Field(
+        True, description="append every predicted row to the prediction log (input kind batch)"
+    )
 
 
 class HpoSettings(_Section):
@@ -277,12 +285,179 @@ class BenchmarkSettings(_Section):
     )
 
 
+class MonitoringSettings(_Section):
+    """The durable prediction log, feedback and their compaction (see ``fmnist monitor``).
+
+    ``fsync`` maps to SQLite's ``synchronous`` in WAL mode. ``normal`` (default): every record
+    acknowledged by :meth:`~fmnist.monitoring.prediction_log.PredictionLog.append` survives
+    ``kill -9`` of the process, because the commit has been written to the operating system
+    before ``append`` returns; a machine crash or power loss may lose the last commits (never
+    corrupts the file). ``full``: also survives a machine crash (one fsync per commit). ``off``:
+    never syncs; still survives ``kill -9`` of the process, but a machine crash may corrupt it.
+    """
+
+    log_enabled: bool = Field(True, description="record every prediction served")
+    log_path: Path | None = Field(
+        None, description="SQLite file of the log; default <home>/monitoring/predictions.db"
+    )
+    segments_path: Path | None = Field(
+        None,
+        description="root of the day-partitioned Parquet segments; default "
+        "<lake>/monitoring/predictions for a local lake, else <home>/monitoring/predictions",
+    )
+    fsync: Literal["off", "normal", "full"] = Field(
+        "normal", description="off | normal (survives kill -9) | full (survives a machine crash)"
+    )
+    busy_timeout_ms: int = Field(
+        5000, ge=0, le=600_000, description="wait for another process's write lock"
+    )
+    retention_days: int = Field(90, ge=1, description="days of predictions and feedback kept")
+    compaction_segment_rows: int = Field(
+        100_000, ge=1, description="rows per Parquet segment file when compacting a day"
+    )
+
+
+AlertSeverity = Literal["critical", "warning", "info"]
+
+
+class DriftAlertSettings(_Section):
+    """Alert when the drift monitor's verdict is ``drift_detected`` (its alpha decides)."""
+
+    enabled: bool = True
+    severity: AlertSeverity = "warning"
+
+
+class LiveAccuracyAlertSettings(_Section):
+    """Alert when accuracy on labelled traffic (feedback) falls below ``threshold``."""
+
+    enabled: bool = True
+    severity: AlertSeverity = "critical"
+    threshold: float = Field(0.85, ge=0, le=1)
+
+
+class ErrorRateAlertSettings(_Section):
+    """Alert when the share of 5xx answers of the API's routes exceeds ``threshold``."""
+
+    enabled: bool = True
+    severity: AlertSeverity = "critical"
+    threshold: float = Field(0.05, ge=0, le=1)
+
+
+class LatencyAlertSettings(_Section):
+    """Alert when the p95 latency of ``/v1/predict`` exceeds ``threshold`` seconds."""
+
+    enabled: bool = True
+    severity: AlertSeverity = "warning"
+    threshold: float = Field(0.1, gt=0)
+
+
+class UnknownRateAlertSettings(_Section):
+    """Alert when the share of predictions answered 'unknown' exceeds ``threshold``."""
+
+    enabled: bool = True
+    severity: AlertSeverity = "warning"
+    threshold: float = Field(0.2, ge=0, le=1)
+
+
+class AlertSettings(_Section):
+    """Alert rules evaluated by the monitor on each check, and where alerts are delivered.
+
+    An alert that keeps firing is delivered once per ``cooldown_s``; its resolution once. The
+    Prometheus rules in ``monitoring/prometheus/rules/`` use the same default thresholds.
+    """
+
+    source: str = Field("fmnist", min_length=1, description="prefix of the deduplication keys")
+    cooldown_s: float = Field(3600.0, ge=0, description="repeat a still-firing alert after this")
+    min_requests: int = Field(
+        100, ge=0, description="API requests a check needs for the error-rate and latency rules"
+    )
+    min_predictions: int = Field(
+        100, ge=0, description="predictions a check needs for the unknown-rate rule"
+    )
+    min_labelled: int = Field(
+        50, ge=0, description="feedback labels a check needs for the live-accuracy rule"
+    )
+    drift: DriftAlertSettings = Field(default_factory=DriftAlertSettings)
+    live_accuracy: LiveAccuracyAlertSettings = Field(default_factory=LiveAccuracyAlertSettings)
+    error_rate: ErrorRateAlertSettings = Field(default_factory=ErrorRateAlertSettings)
+    latency_p95: LatencyAlertSettings = Field(default_factory=LatencyAlertSettings)
+    unknown_rate: UnknownRateAlertSettings = Field(default_factory=UnknownRateAlertSettings)
+    webhook_url: str | None = Field(
+        None, pattern=r"^https?://", description="POST alerts here (JSON); null: log only"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of X-Fmnist-Signature (never printed)"
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="per attempt")
+    webhook_retries: int = Field(
+        3, ge=0, le=10, description="retries after the first attempt (connection errors, 5xx)"
+    )
+    webhook_backoff_s: float = Field(
+        0.5, ge=0, description="first retry delay, doubled on each retry (capped at 30 s)"
+    )
+
+
+class DriftSettings(_Section):
+    """Label-free drift detection (``fmnist monitor drift`` and ``fmnist monitor run``).
+
+    The verdict combines the tests with Holm's correction, so an unshifted window raises a
+    false alarm with probability at most ``alpha``. ``pca_dims`` and ``reference_size`` apply
+    when a reference is computed (at registration); the others on every check.
+    """
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="false-alarm rate of the verdict")
+    window: int = Field(1000, ge=10, description="latest predictions checked by default")
+    min_window: int = Field(50, ge=10, description="fewer predictions are not checked")
+    mmd_permutations: int = Field(
+        200, ge=20, le=10_000, description="permutations of the MMD test (p-value >= 1/(B+1))"
+    )
+    mmd_reference_size: int = Field(
+        1000, ge=10, description="reference embeddings (seeded subsample) the MMD test uses"
+    )
+    pca_dims: int = Field(32, ge=1, le=1024, description="embedding dimensions kept by the PCA")
+    reference_size: int = Field(
+        10_000, ge=100, description="validation images kept in a reference (seeded subsample)"
+    )
+    min_feedback: int = Field(30, ge=1, description="labelled predictions live accuracy needs")
+    seed: int = Field(0, ge=0, description="reference subsampling and MMD permutations")
+    interval_s: float = Field(300.0, gt=0, description="pause between checks of monitor run")
+    metrics_port: int = Field(
+        9108, ge=0, le=65535, description="Prometheus gauges of monitor run; 0 disables"
+    )
+    write_reports: bool = Field(
+        True, description="write the Evidently HTML + JSON report of every check"
+    )
+
+
+StorageAdapter = Literal["local", "gcs", "s3"]
+RegistryAdapter = Literal["mlflow", "vertex"]
+AnalyticsAdapter = Literal["duckdb", "bigquery"]
+EventsAdapter = Literal["local-queue", "pubsub"]
+OrchestrationAdapter = Literal["local", "kubeflow", "vertex-pipelines"]
+
+
+class PortSettings(_Section):
+    """Per-port overrides of the adapters the profile chooses (``null``: the profile's choice).
+
+    ``fmnist config show`` prints, per port, the adapter chosen and why.
+    """
+
+    storage: StorageAdapter | None = Field(None, description="data lake and artifacts")
+    registry: RegistryAdapter | None = Field(None, description="tracking and model registry")
+    analytics: AnalyticsAdapter | None = Field(None, description="prediction logs, KPIs")
+    events: EventsAdapter | None = Field(None, description="prediction and feedback events")
+    orchestration: OrchestrationAdapter | None = Field(None, description="pipeline runner")
+
+
 class GcpSettings(_Section):
     """Google Cloud settings used by the ``gcp`` profile."""
 
     project: str | None = None
     region: str = "europe-west4"
     bucket: str | None = None
+    bigquery_dataset: str = Field("fmnist", min_length=1, description="analytics dataset")
+    pubsub_topic_prefix: str = Field("fmnist", min_length=1, description="topic name prefix")
+    pipeline_root: str | None = Field(None, description="gs:// root of Vertex AI pipeline runs")
 
 
 class AgnosticSettings(_Section):
@@ -319,6 +494,10 @@ class Settings(BaseSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     hpo: HpoSettings = Field(default_factory=HpoSettings)
     benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    ports: PortSettings = Field(default_factory=PortSettings)
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     agnostic: AgnosticSettings = Field(default_factory=AgnosticSettings)
 
@@ -334,26 +513,25 @@ class Settings(BaseSettings):
         """Environment first, then the YAML file's values (passed as init arguments)."""
         return (env_settings, init_settings)
 
-    @model_validator(mode="after")
-    def _profile_needs(self) -> Settings:
-        if self.lake_url is None:
-            if self.profile == "gcp" and not self.gcp.bucket:
-                raise ValueError("profile 'gcp' needs gcp.bucket (or an explicit lake_url)")
-            if self.profile == "agnostic" and not self.agnostic.object_store_url:
-                raise ValueError(
-                    "profile 'agnostic' needs agnostic.object_store_url (or an explicit lake_url)"
-                )
-        return self
-
     @property
     def resolved_lake_url(self) -> str:
-        """The data lake root: ``lake_url`` if set, else the profile's default location."""
+        """The data lake root: ``lake_url`` if set, else the profile's default location.
+
+        Raises :class:`~fmnist.errors.ConfigError` when the profile's location is not configured
+        (``gcp.bucket`` for ``gcp``, ``agnostic.object_store_url`` for ``agnostic``).
+        """
         if self.lake_url:
             return self.lake_url
         if self.profile == "gcp":
+            if not self.gcp.bucket:
+                raise ConfigError("profile 'gcp' needs gcp.bucket (or an explicit lake_url)")
             return f"gs://{self.gcp.bucket}/lake"
         if self.profile == "agnostic":
-            return f"{str(self.agnostic.object_store_url).rstrip('/')}/lake"
+            if not self.agnostic.object_store_url:
+                raise ConfigError(
+                    "profile 'agnostic' needs agnostic.object_store_url (or an explicit lake_url)"
+                )
+            return f"{self.agnostic.object_store_url.rstrip('/')}/lake"
         return str(self.home / "lake")
 
     @property
@@ -378,6 +556,32 @@ class Settings(BaseSettings):
         return (self.home / "mlflow" / "artifacts").resolve().as_uri()
 
 
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def mask_secrets(value: str) -> str:
+    """``value`` with the user and password of any URL in it replaced by ``***``."""
+    return _URL_USERINFO.sub(r"\g<scheme>***@", value)
+
+
+def settings_json_with_secrets(settings: Settings) -> str:
+    """``settings`` as JSON with secret values revealed, for handing the effective settings to
+    a child process through its environment (never print or log the result)."""
+
+    def reveal(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, Mapping):
+            return {k: reveal(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [reveal(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return json.dumps(reveal(settings.model_dump(mode="python")))
+
+
 @dataclass(frozen=True)
 class SettingValue:
     """One leaf of the effective settings and the place its value came from."""
@@ -397,7 +601,8 @@ class LoadedSettings:
     def explain(self) -> Iterator[SettingValue]:
         """Yield every leaf setting with its value and source, in declaration order."""
         for key, value in _flatten(self.settings.model_dump(mode="json")):
-            yield SettingValue(key, value, self.sources.get(key, "default"))
+            shown = mask_secrets(value) if isinstance(value, str) else value
+            yield SettingValue(key, shown, self.sources.get(key, "default"))
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from app_server import running
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
-from fmnist.registry.mlflow_registry import CHAMPION, MlflowRegistry
+from fmnist.registry.mlflow_registry import CHAMPION
 from tracking_home import register_tiny_models
 
 from .support import CHROMIUM, CHROMIUM_ARGS
@@ -39,7 +40,7 @@ def ui_settings(
         tmp_path_factory.mktemp("browser-home"), raw_subset, mlflow_template_db
     )
     settings = tiny.settings
-    assert MlflowRegistry(settings).get(CHAMPION).version == tiny.versions[0]
+    assert build_services(settings).registry().get(CHAMPION).version == tiny.versions[0]
     serving = settings.serving.model_copy(update={"reload_interval_s": 0.0, "access_log": False})
     return settings.model_copy(update={"serving": serving})
 

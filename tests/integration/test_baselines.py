@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist.cli import app
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
-from fmnist.registry.mlflow_registry import MlflowRegistry
 from fmnist.training import baselines
 from fmnist.training.baselines import (
     BASELINES,
@@ -50,12 +50,14 @@ def sweep(
         set_env(mp, env)
         settings = prepare_home(home, raw_subset, mlflow_template_db)
         out = home / "baselines.json"
-        results = run_baselines(settings, max_minutes=MINUTES, train_subset=SUBSET, out=out)
+        results = run_baselines(
+            build_services(settings), max_minutes=MINUTES, train_subset=SUBSET, out=out
+        )
         yield Sweep(settings, env, results, out)
 
 
 def _runs(settings: Settings) -> list[Any]:
-    registry = MlflowRegistry(settings)
+    registry = build_services(settings).registry()
     return list(
         registry.client.search_runs(
             [registry.experiment_id()], filter_string="tags.`fmnist.step` = 'baseline'"
@@ -86,12 +88,14 @@ def test_each_model_is_an_mlflow_run_and_nothing_is_registered(sweep: Sweep) -> 
     runs = _runs(sweep.settings)
     assert sorted(r.data.tags["fmnist.baseline"] for r in runs) == sorted(BASELINES)
     assert all("test_accuracy" in r.data.metrics for r in runs)
-    assert MlflowRegistry(sweep.settings).client.search_registered_models() == []
+    assert build_services(sweep.settings).registry().client.search_registered_models() == []
 
 
 def test_reuse_reads_finished_runs_back(sweep: Sweep) -> None:
     before = len(_runs(sweep.settings))
-    again = run_baselines(sweep.settings, max_minutes=MINUTES, train_subset=SUBSET, reuse=True)
+    again = run_baselines(
+        build_services(sweep.settings), max_minutes=MINUTES, train_subset=SUBSET, reuse=True
+    )
     assert len(_runs(sweep.settings)) == before
     assert all(r.reused for r in again)
     assert [r.test_accuracy for r in again] == [r.test_accuracy for r in sweep.results]

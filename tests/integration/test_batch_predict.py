@@ -20,26 +20,21 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from fmnist.batch.errors import BatchInputError, BatchJobError
+from fmnist.batch.model import BatchModel, load_onnx_model
+from fmnist.batch.readers import open_input
+from fmnist.batch.runner import BatchResult, run_batch
+from fmnist.batch.writer import output_schema, parts_dir
 from fmnist.cli import app
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.idx import parse_idx, read_raw, write_idx
 from fmnist.data.sources import RawDataset
 from fmnist.errors import FmnistError
-from fmnist.registry.mlflow_registry import CHAMPION, MlflowRegistry
+from fmnist.evaluation.unknown import decide, decide_arrays
+from fmnist.imaging.preprocess import preprocess_bytes
+from fmnist.registry.mlflow_registry import CHAMPION
 from fmnist.registry.onnx_runtime import OnnxClassifier
-from fmnist.serving.batch import (
-    BatchJobError,
-    BatchModel,
-    BatchResult,
-    decide_arrays,
-    load_onnx_model,
-    output_schema,
-    parts_dir,
-    run_batch,
-)
-from fmnist.serving.batch_inputs import BatchInputError, open_input
-from fmnist.serving.preprocess import preprocess_bytes
-from fmnist.serving.unknown import decide
 from tracking_home import register_tiny_models
 
 PHOTOS = Path(__file__).resolve().parents[2].parent / "shared/data/clothing-photos/validation"
@@ -66,7 +61,7 @@ def registered(
     tiny = register_tiny_models(home, raw_subset, mlflow_template_db)
     outcome = tiny.outcomes[0]
     assert outcome.promoted and outcome.version is not None
-    folder = MlflowRegistry(tiny.settings).download(CHAMPION, home / "champion")
+    folder = build_services(tiny.settings).registry().download(CHAMPION, home / "champion")
     snapshot_test = home / "lake" / "snapshots" / tiny.snapshot_id / "test.parquet"
     return Registered(
         tiny.settings, tiny.env, folder / "model.onnx", outcome.version.version, snapshot_test
@@ -158,6 +153,16 @@ def test_idx_gz_through_the_cli_with_the_registered_champion(
     assert set(table.column("model_name").to_pylist()) == {"fmnist-classifier"}
     _check_against_classifier(table, test_images, registered.onnx)
     assert pq.ParquetFile(output).metadata.num_row_groups == 1
+
+    # Every row is also in the prediction log (input kind batch), with the written answer.
+    log = build_services(registered.settings).prediction_log
+    records = [r for r in log.window(last=20_000) if r.input_kind == "batch"]
+    assert len(records) == 10_000
+    by_row = {int(r.request_id.rsplit(":", 1)[1]): r for r in records}
+    assert by_row[0].predicted_class == table.column("label").to_pylist()[0]
+    assert np.frombuffer(by_row[7].pixels, np.uint8).reshape(28, 28).tolist() == (
+        test_images[7].tolist()
+    )
 
 
 def test_plain_idx_npy_and_npz_agree(
@@ -380,7 +385,7 @@ def test_cli_interrupt_keeps_finished_shards_and_rerun_resumes(
     test_images: np.ndarray,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import fmnist.serving.batch as batch_module
+    import fmnist.batch.runner as batch_module
 
     np.save(tmp_path / "in.npy", test_images[:900])
     output = tmp_path / "out.parquet"
@@ -507,7 +512,17 @@ def test_cli_progress_bar_and_unknown_ref(
 def test_batch_path_does_not_import_torch() -> None:
     code = (
         "import sys; import fmnist.cli; "
-        "from fmnist.serving import batch, batch_inputs, predict_cli, preprocess; "
+        "from fmnist.batch import cli, model, readers, runner, writer; "
+        "from fmnist.imaging import preprocess; "
         "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_batch_job_does_not_import_serving() -> None:
+    code = (
+        "import sys; from fmnist.batch import cli, model, readers, runner, writer; "
+        "loaded = sorted(m for m in sys.modules if m.startswith('fmnist.serving')); "
+        "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

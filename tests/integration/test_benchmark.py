@@ -16,16 +16,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from fmnist.cli import app
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
-from fmnist.evaluation.leaderboard import (
-    LeaderboardRow,
-    leaderboard_config,
-    render_markdown,
-    render_targets,
-)
-from fmnist.registry.mlflow_registry import MlflowRegistry
-from fmnist.registry.runs import with_registered_model
+from fmnist.pipelines.leaderboard_page import LeaderboardRow, render_markdown, render_targets
+from fmnist.training.config import leaderboard_config
 from tracking_home import LOW_GATES, prepare_home, set_env
 
 REQUIRED = (
@@ -77,8 +72,7 @@ class Bench:
 
 
 def _count_runs(settings: Settings) -> int:
-    registry = MlflowRegistry(settings)
-    return len(registry.client.search_runs([registry.experiment_id()], max_results=1000))
+    return len(build_services(settings).registry().find_runs({}, max_results=1000))
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +139,7 @@ def test_second_run_reuses_everything(bench: Bench) -> None:
 def test_each_model_is_registered_under_its_name(bench: Bench) -> None:
     rows = _rows(bench)
     for name in ("cnn", "mlp", "ensemble"):
-        registry = MlflowRegistry(with_registered_model(bench.settings, name))
-        versions = registry.list_versions()
+        versions = build_services(bench.settings).registry(name).list_versions()
         assert [v.version for v in versions] == [1], name  # not registered twice
         assert versions[0].run_id == rows[name]["run_id"]
 
@@ -156,9 +149,8 @@ def test_ensemble_combines_the_registered_members(bench: Bench) -> None:
     members = {m["model"]: m for m in row["members"]}
     assert set(members) == {"cnn", "mlp"}
     assert sum(m["weight"] for m in members.values()) == pytest.approx(1.0, abs=1e-5)
-    registry = MlflowRegistry(bench.settings)
-    run = registry.client.get_run(row["run_id"])
-    assert run.data.tags["fmnist.step"] == "ensemble"
+    run = build_services(bench.settings).registry().run_record(row["run_id"])
+    assert run.tags["fmnist.step"] == "ensemble"
 
 
 def test_markdown_places_the_classical_floor(bench: Bench) -> None:

@@ -16,13 +16,12 @@ import torch
 from typer.testing import CliRunner
 
 from fmnist.cli import app
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.snapshot import load_snapshot
 from fmnist.data.sources import RawDataset
 from fmnist.models import build_model
-from fmnist.platform.storage import open_storage
-from fmnist.registry.mlflow_registry import MlflowRegistry
-from fmnist.registry.runs import with_registered_model
+from fmnist.platform.storage import FsspecStorage
 from fmnist.training.config import make_config
 from fmnist.training.hpo import HpoOutcome, SearchSpace, run_hpo, suggest_config
 from fmnist.training.trainer import EpochRecord, load_checkpoint, train
@@ -63,7 +62,7 @@ def search(
         set_env(mp, env)
         settings = prepare_home(home, raw_subset, mlflow_template_db)
         outcome = run_hpo(
-            settings,
+            build_services(settings),
             family="cnn",
             trials=2,
             budget_minutes=5,
@@ -81,7 +80,7 @@ def test_best_trial_is_registered_as_hpo_cnn(search: Search) -> None:
     outcome = search.outcome
     assert outcome.registered_model == "hpo-cnn"
     assert outcome.evaluation is not None and outcome.trained is not None
-    registry = MlflowRegistry(with_registered_model(search.settings, "hpo-cnn"))
+    registry = build_services(search.settings).registry("hpo-cnn")
     version = registry.get("1")
     assert version.name == "hpo-cnn"
     assert version.run_id == outcome.trained.run_id
@@ -105,7 +104,7 @@ def test_study_database_holds_two_trials_one_pruned(search: Search) -> None:
 
 
 def test_each_trial_is_an_mlflow_run_under_the_study_run(search: Search) -> None:
-    registry = MlflowRegistry(search.settings)
+    registry = build_services(search.settings).registry()
     runs = registry.client.search_runs(
         [registry.experiment_id()],
         filter_string=f"tags.`fmnist.step` = 'hpo-trial' and tags.`fmnist.study` = '{STUDY}'",
@@ -151,7 +150,7 @@ def test_resumed_study_runs_only_missing_trials(
 
 def test_budget_stops_the_search(search: Search) -> None:
     outcome = run_hpo(
-        search.settings,
+        build_services(search.settings),
         family="cnn",
         trials=5,
         budget_minutes=0.001,
@@ -204,7 +203,7 @@ def test_widths_must_be_multiples_of_32() -> None:
 def test_epoch_callback_exception_propagates_and_leaves_a_whole_checkpoint(
     search: Search, tmp_path: Path
 ) -> None:
-    snapshot = load_snapshot(open_storage(search.settings.resolved_lake_url))
+    snapshot = load_snapshot(FsspecStorage(search.settings.resolved_lake_url))
     config = make_config("tiny", epochs=3, train_subset=300)
     seen: list[EpochRecord] = []
 

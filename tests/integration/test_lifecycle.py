@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from fmnist.cli import app
+from fmnist.composition import build_services
 from fmnist.config import Settings, load_settings
 from fmnist.data.snapshot import load_snapshot
 from fmnist.data.sources import RawDataset
@@ -22,8 +23,8 @@ from fmnist.evaluation.gates import apply_gates
 from fmnist.evaluation.metrics import evaluate_logits
 from fmnist.evaluation.run import EvaluationOutcome
 from fmnist.models import build_model
-from fmnist.platform.storage import open_storage
-from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION, MlflowRegistry, RegistryError
+from fmnist.platform.storage import FsspecStorage
+from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION, RegistryError
 from fmnist.registry.onnx_export import export_onnx_checked
 from fmnist.registry.onnx_runtime import OnnxClassifier
 from fmnist.training.run import TrainedRun
@@ -84,7 +85,7 @@ def test_second_model_is_compared_with_champion_by_mcnemar(scenario: Scenario) -
     assert outcome.champion_version == scenario.first_outcome.version.version  # type: ignore[union-attr]
     assert outcome.decision.mcnemar is not None
     assert "champion" in outcome.decision.checks
-    registry = MlflowRegistry(scenario.settings)
+    registry = build_services(scenario.settings).registry()
     assert registry.get(CHALLENGER).version == outcome.version.version  # type: ignore[union-attr]
     if not outcome.decision.checks["champion"]:
         assert any("McNemar" in r for r in outcome.decision.reasons)
@@ -94,7 +95,7 @@ def test_second_model_is_compared_with_champion_by_mcnemar(scenario: Scenario) -
 def test_registered_version_carries_onnx_weights_signature_and_example(
     scenario: Scenario, tmp_path: Path
 ) -> None:
-    registry = MlflowRegistry(scenario.settings)
+    registry = build_services(scenario.settings).registry()
     folder = registry.download(CHAMPION, tmp_path)
     assert (folder / "model.onnx").is_file()
     assert (folder / "weights.pt").is_file()
@@ -103,7 +104,7 @@ def test_registered_version_carries_onnx_weights_signature_and_example(
     assert "signature" in mlmodel
     assert "input_example" in mlmodel or (model_root / "input_example.json").exists()
     classifier = OnnxClassifier(folder / "model.onnx")
-    snapshot = load_snapshot(open_storage(scenario.settings.resolved_lake_url))
+    snapshot = load_snapshot(FsspecStorage(scenario.settings.resolved_lake_url))
     images, labels = snapshot.split("test")
     accuracy = float((classifier.predict(images) == labels).mean())
     assert accuracy == pytest.approx(scenario.first_outcome.report.accuracy)
@@ -112,10 +113,10 @@ def test_registered_version_carries_onnx_weights_signature_and_example(
 def test_pyfunc_flavour_predicts_probabilities(scenario: Scenario) -> None:
     import mlflow.pyfunc
 
-    registry = MlflowRegistry(scenario.settings)
+    registry = build_services(scenario.settings).registry()
     mlflow.set_tracking_uri(registry.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{registry.model_name}@{CHAMPION}")
-    snapshot = load_snapshot(open_storage(scenario.settings.resolved_lake_url))
+    snapshot = load_snapshot(FsspecStorage(scenario.settings.resolved_lake_url))
     probs = np.asarray(model.predict(snapshot.split("test")[0][:5].astype(np.float32)))
     assert probs.shape == (5, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -142,7 +143,7 @@ def test_promote_and_rollback_via_cli(scenario: Scenario, monkeypatch: pytest.Mo
     for key, value in scenario.env.items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()
-    registry = MlflowRegistry(scenario.settings)
+    registry = build_services(scenario.settings).registry()
     before = registry.get(CHAMPION).version
     second = scenario.second_outcome.version.version  # type: ignore[union-attr]
     target = second if before != second else scenario.first_outcome.version.version  # type: ignore[union-attr]
@@ -178,7 +179,7 @@ def test_unknown_version_is_a_one_line_error(
 def test_rollback_without_history_fails_clearly(tmp_path: Path) -> None:
     settings = load_settings().settings
     with pytest.raises(RegistryError, match="nothing to roll back to"):
-        MlflowRegistry(settings).rollback()
+        build_services(settings).registry().rollback()
 
 
 def test_untrained_model_is_rejected_with_reasons(raw_subset: RawDataset, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from fmnist.data.snapshot import (
 from fmnist.data.sources import RawDataset
 from fmnist.data.validation import ValidationReport
 from fmnist.errors import DataFormatError, SnapshotNotFoundError, ValidationFailedError
-from fmnist.platform.storage import Storage, open_storage
+from fmnist.platform.storage import FsspecStorage, Storage
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Written:
 def write(
     root: Path, raw: RawDataset, data: DataSettings | None = None, **validation: float
 ) -> Written:
-    storage = open_storage(str(root))
+    storage = FsspecStorage(str(root))
     manifest, report = write_snapshot(
         storage, raw, data or DataSettings(), ValidationSettings(**validation)
     )
@@ -206,7 +206,7 @@ def test_validation_failure_writes_nothing(tmp_path: Path, raw_subset: RawDatase
     assert "train.blank_fraction=1 > 0" in str(info.value)
     assert info.value.exit_code == 1
     assert not (root / "snapshots").exists()
-    assert list_snapshots(open_storage(str(root))) == []
+    assert list_snapshots(FsspecStorage(str(root))) == []
 
 
 def test_resolve_snapshot_id(tmp_path: Path, raw_subset: RawDataset) -> None:
@@ -245,7 +245,7 @@ def test_image_column_must_be_fixed_size() -> None:
 
 
 def test_snapshot_in_an_object_store(raw_subset: RawDataset) -> None:
-    storage = open_storage(f"memory://fmnist-tests-{uuid.uuid4().hex}/lake")
+    storage = FsspecStorage(f"memory://fmnist-tests-{uuid.uuid4().hex}/lake")
     data = DataSettings(snapshot_format="npz")
     manifest, report = write_snapshot(storage, raw_subset, data, ValidationSettings())
 

@@ -10,9 +10,10 @@ import torch
 from fmnist.config import load_settings
 from fmnist.data.snapshot import Snapshot, load_snapshot, write_snapshot
 from fmnist.data.sources import RawDataset
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 from fmnist.training import trainer
 from fmnist.training.config import make_config
+from fmnist.training.precision import Precision
 from fmnist.training.trainer import (
     CheckpointMismatchError,
     TrainingInterruptedError,
@@ -24,7 +25,7 @@ from fmnist.training.trainer import (
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory: pytest.TempPathFactory, raw_subset: RawDataset) -> Snapshot:
     """A snapshot of the real subset in a module-scoped lake."""
-    lake = open_storage(str(tmp_path_factory.mktemp("lake")))
+    lake = FsspecStorage(str(tmp_path_factory.mktemp("lake")))
     settings = load_settings().settings
     write_snapshot(lake, raw_subset, settings.data, settings.validation)
     return load_snapshot(lake)
@@ -108,3 +109,47 @@ def test_fp32_precision_is_recorded(snapshot: Snapshot, tmp_path: Path) -> None:
     result = train(config, snapshot, tmp_path / "p.pt", show_progress=False)
     assert result.precision == "fp32"
     assert result.threads == 1
+
+
+def test_the_loop_hooks(snapshot: Snapshot, tmp_path: Path) -> None:
+    """``objective`` replaces the loss and is built on the model holding ``init_state``;
+    ``keep="last"`` returns the final epoch's weights; the default objective is the loss."""
+    config = make_config("tiny", epochs=2, train_subset=500)
+    start = train(config, snapshot, tmp_path / "start.pt", show_progress=False)
+    plain = train(
+        config,
+        snapshot,
+        tmp_path / "plain.pt",
+        show_progress=False,
+        objective=trainer.cross_entropy_objective(config),
+    )
+    assert _states_equal(plain.model, start.model)
+
+    default = trainer.cross_entropy_objective(config)
+    built_on: list[dict[str, torch.Tensor]] = []
+    rows: list[int] = []
+
+    def objective(model: torch.nn.Module, precision: Precision) -> trainer.BatchLoss:
+        built_on.append({k: v.clone() for k, v in model.state_dict().items()})
+        loss = default(model, precision)
+
+        def counted(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            rows.append(len(y))
+            return loss(x, y)
+
+        return counted
+
+    init = start.model.state_dict()
+    last = train(
+        config,
+        snapshot,
+        tmp_path / "last.pt",
+        show_progress=False,
+        init_state=init,
+        objective=objective,
+        keep="last",
+    )
+    assert len(built_on) == 1 and all(torch.equal(built_on[0][k], init[k]) for k in init)
+    assert sum(rows) == 2 * (500 // config.batch_size) * config.batch_size
+    final = trainer.load_checkpoint(tmp_path / "last.pt")["model"]
+    assert all(torch.equal(last.model.state_dict()[k], final[k]) for k in final)

@@ -170,10 +170,11 @@ def test_missing_config_file(tmp_path: Path) -> None:
         load_settings(path)
 
 
-def test_gcp_profile_needs_a_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gcp_profile_needs_a_bucket_for_its_lake(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FMNIST_PROFILE", "gcp")
+    settings = load_settings().settings  # loading works: `fmnist config show` must explain it
     with pytest.raises(ConfigError, match=r"profile 'gcp' needs gcp\.bucket"):
-        load_settings()
+        _ = settings.resolved_lake_url
 
 
 def test_gcp_profile_with_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,8 +185,9 @@ def test_gcp_profile_with_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_agnostic_profile_needs_an_object_store(tmp_path: Path) -> None:
+    settings = load_settings(write_yaml(tmp_path, "profile: agnostic\n")).settings
     with pytest.raises(ConfigError, match=r"profile 'agnostic' needs agnostic\.object_store_url"):
-        load_settings(write_yaml(tmp_path, "profile: agnostic\n"))
+        _ = settings.resolved_lake_url
 
 
 def test_agnostic_profile_with_object_store(tmp_path: Path) -> None:

@@ -260,7 +260,7 @@ def test_load_served_model_rebuilds_a_training_run(tmp_path: Path, trained: Serv
 
 def test_load_served_model_rebuilds_an_ensemble(tmp_path: Path) -> None:
     """An ensemble's weights (leaderboard format) are rebuilt by matching member shapes."""
-    from fmnist.evaluation.leaderboard import leaderboard_config
+    from fmnist.training.config import leaderboard_config
 
     options = leaderboard_config("cnn", "tiny").model_options
     torch.manual_seed(0)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from fmnist.atomic import atomic_write_bytes, atomic_write_text
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 
 
 def test_local_storage(tmp_path: Path) -> None:
-    storage = open_storage(str(tmp_path / "lake"))
+    storage = FsspecStorage(str(tmp_path / "lake"))
 
     assert storage.list_dirs("snapshots") == []
     assert not storage.exists("snapshots/a/x.bin")
@@ -32,7 +32,7 @@ def test_local_storage(tmp_path: Path) -> None:
 
 def test_memory_storage() -> None:
     url = f"memory://fmnist-tests-{uuid.uuid4().hex}/lake"
-    storage = open_storage(url)
+    storage = FsspecStorage(url)
 
     assert storage.url == url
     assert storage.list_dirs("snapshots") == []

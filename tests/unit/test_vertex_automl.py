@@ -18,10 +18,12 @@ from typer.testing import CliRunner
 import fmnist.data.snapshot as snapshot_module
 from fmnist import CLASS_NAMES
 from fmnist.cli import app
+from fmnist.composition import build_services
 from fmnist.data.snapshot import Manifest, Snapshot
 from fmnist.errors import ConfigError
-from fmnist.platform import vertex_automl
-from fmnist.platform.vertex_automl import (
+from fmnist.automl import vertex as vertex_automl
+from fmnist.platform.storage import Storage
+from fmnist.automl.vertex import (
     VERTEX_LABELS,
     AutomlError,
     build_job_spec,
@@ -79,10 +81,17 @@ def test_labels_fit_the_vertex_charset() -> None:
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,127}", label) for label in VERTEX_LABELS)
 
 
+def open_storage(url: str) -> Storage:
+    """Storage at ``url`` through the composition root, as the CLI gets it."""
+    from fmnist.config import Settings
+
+    return build_services(Settings()).open_storage(url)
+
+
 def test_export_writes_pngs_and_a_csv_matching_the_splits(tmp_path: Path) -> None:
     snapshot = fake_snapshot()
     bucket = tmp_path / "bucket"
-    result = export_snapshot(snapshot, str(bucket), workers=4)
+    result = export_snapshot(snapshot, str(bucket), open_storage, workers=4)
 
     rows = read_import_csv((bucket / "import.csv").read_text())
     assert result.csv_url == f"{bucket}/import.csv"
@@ -110,7 +119,9 @@ def test_export_writes_pngs_and_a_csv_matching_the_splits(tmp_path: Path) -> Non
 def test_export_to_a_file_url_with_a_limit_and_another_csv(tmp_path: Path) -> None:
     bucket = f"file://{tmp_path}/b"
     csv_url = f"file://{tmp_path}/lists/fmnist.csv"
-    result = export_snapshot(fake_snapshot(), bucket, csv_url=csv_url, limit_per_split=3)
+    result = export_snapshot(
+        fake_snapshot(), bucket, open_storage, csv_url=csv_url, limit_per_split=3
+    )
     rows = read_import_csv((tmp_path / "lists" / "fmnist.csv").read_text())
     assert result.counts == {"training": 3, "validation": 3, "test": 3}
     assert [r[0] for r in rows] == ["training"] * 3 + ["validation"] * 3 + ["test"] * 3

@@ -11,12 +11,11 @@ from rich.table import Table
 
 from fmnist import CLASS_NAMES
 from fmnist.atomic import atomic_write_text
-from fmnist.cli import AppContext, console
+from fmnist.cli_support import AppContext, console
 from fmnist.data.snapshot import list_snapshots, load_snapshot, read_manifest, write_snapshot
 from fmnist.data.sources import DirectorySource, default_sources, load_raw
 from fmnist.data.validation import ValidationReport, validate_splits
 from fmnist.errors import ValidationFailedError
-from fmnist.platform.storage import open_storage
 
 data_app = typer.Typer(help="Fetch, validate and snapshot Fashion-MNIST.", no_args_is_help=True)
 
@@ -100,7 +99,7 @@ def validate(
     app_ctx: AppContext = ctx.obj
     settings = app_ctx.settings
     if snapshot is not None:
-        snap = load_snapshot(open_storage(settings.resolved_lake_url), snapshot)
+        snap = load_snapshot(app_ctx.services.storage, snapshot)
         splits = {name: snap.split(name) for name in snap.images}
         dataset = snap.snapshot_id
     else:
@@ -125,7 +124,7 @@ def snapshot(ctx: typer.Context) -> None:
     """Validate the dataset and write it to the data lake as a snapshot (idempotent)."""
     app_ctx: AppContext = ctx.obj
     settings = app_ctx.settings
-    storage = open_storage(settings.resolved_lake_url)
+    storage = app_ctx.services.storage
     raw = load_raw(default_sources(settings))
     manifest, report = write_snapshot(storage, raw, settings.data, settings.validation)
     if report is not None:
@@ -144,7 +143,7 @@ def snapshot(ctx: typer.Context) -> None:
 def list_(ctx: typer.Context) -> None:
     """List the snapshots in the data lake, oldest first."""
     app_ctx: AppContext = ctx.obj
-    storage = open_storage(app_ctx.settings.resolved_lake_url)
+    storage = app_ctx.services.storage
     table = Table(title=f"snapshots in {storage.url}")
     for column in ("id", "created_at", "format", "train", "val", "test", "validation"):
         table.add_column(column)
@@ -168,7 +167,7 @@ def show(
 ) -> None:
     """Print a snapshot's manifest as JSON."""
     app_ctx: AppContext = ctx.obj
-    storage = open_storage(app_ctx.settings.resolved_lake_url)
+    storage = app_ctx.services.storage
     from fmnist.data.snapshot import resolve_snapshot_id
 
     typer.echo(

@@ -8,7 +8,6 @@ dimension, then the data in C order. Every structural problem raises
 from __future__ import annotations
 
 import gzip
-import hashlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy.typing as npt
 
 from fmnist import IMAGE_SIZE, NUM_CLASSES
 from fmnist.errors import DataFormatError
+from fmnist.identity import digest_bytes
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -51,7 +51,7 @@ def read_raw(path: Path) -> RawFile:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({exc})") from exc
-    return RawFile(path, data, hashlib.sha256(data).hexdigest())
+    return RawFile(path, data, digest_bytes(data))
 
 
 def parse_idx(content: bytes, name: str = "<bytes>") -> npt.NDArray[np.generic]:

@@ -13,9 +13,7 @@ manifest is an interrupted write: it is invisible to readers and overwritten by 
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from fmnist.config import DataSettings, ValidationSettings
 from fmnist.data.sources import RawDataset
 from fmnist.data.validation import ValidationReport, validate_splits
 from fmnist.errors import DataFormatError, SnapshotNotFoundError, ValidationFailedError
+from fmnist.identity import digest_bytes, digest_json
 from fmnist.platform.storage import Storage
 
 LAYOUT_VERSION = 1
@@ -97,7 +96,7 @@ def snapshot_id(raw: RawDataset, data: DataSettings) -> str:
         "split_seed": data.split_seed,
         "val_fraction": data.val_fraction,
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return digest_json(identity, length=16)
 
 
 def stratified_split(
@@ -172,10 +171,6 @@ def _code_version() -> str:
     return f"{__version__}+g{commit}"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def validate_snapshot_splits(
     parts: dict[str, tuple[Images, Labels, np.ndarray]],
     settings: ValidationSettings,
@@ -239,7 +234,7 @@ def write_snapshot(
         split_seed=data.split_seed,
         val_fraction=data.val_fraction,
         counts={name: len(part[1]) for name, part in parts.items()},
-        files={n: FileEntry(sha256=_sha256(b), bytes=len(b)) for n, b in blobs.items()},
+        files={n: FileEntry(sha256=digest_bytes(b), bytes=len(b)) for n, b in blobs.items()},
         validation={
             "passed": report.passed,
             "checks": len(report.checks),
@@ -296,7 +291,7 @@ def load_snapshot(storage: Storage, sid: str | None = None) -> Snapshot:
     def blob(name: str) -> bytes:
         data = storage.read_bytes(f"{prefix}/{name}")
         expected = manifest.files[name].sha256
-        if _sha256(data) != expected:
+        if digest_bytes(data) != expected:
             raise DataFormatError(
                 f"{storage.url}/{prefix}/{name}: checksum mismatch with the manifest "
                 f"(expected {expected})"

@@ -8,8 +8,6 @@ names it, never a reason to silently try elsewhere.
 
 from __future__ import annotations
 
-import hashlib
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,10 +25,12 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from fmnist.config import Settings
 from fmnist.data.idx import check_pair, parse_idx, read_raw
 from fmnist.errors import ChecksumError, DataNotFoundError, DownloadError
+from fmnist.identity import digest_text
 
 Split = Literal["train", "test"]
 
@@ -73,7 +73,7 @@ class RawDataset:
     def content_hash(self) -> str:
         """SHA-256 over the four files' content hashes: the identity of the raw data."""
         joined = "\n".join(f"{name}={digest}" for name, digest in sorted(self.checksums.items()))
-        return hashlib.sha256(joined.encode()).hexdigest()
+        return digest_text(joined)
 
 
 class DataSource(Protocol):
@@ -145,18 +145,22 @@ class DownloadSource:
 
     def _fetch(self, url: str, file: DatasetFile, target: Path) -> None:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-        last_error = ""
+        attempts = self.retries + 1
+        # Transport errors and 5xx/429 are retried with backoff 0.5 s, 1 s, 2 s... (at most 8 s);
+        # a 4xx is a DownloadError, final for this mirror.
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=0.5, max=8.0),
+            retry=retry_if_exception_type((httpx.HTTPError, OSError)),
+            reraise=True,
+        )
         try:
-            for attempt in range(self.retries + 1):
-                if attempt:
-                    time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
-                try:
-                    self._stream(url, tmp)
-                    break
-                except (httpx.HTTPError, OSError) as exc:
-                    last_error = f"{url}: {exc.__class__.__name__}: {exc}"
-            else:
-                raise DownloadError(f"{last_error} (after {self.retries + 1} attempts)")
+            try:
+                retrying(self._stream, url, tmp)
+            except (httpx.HTTPError, OSError) as exc:
+                raise DownloadError(
+                    f"{url}: {exc.__class__.__name__}: {exc} (after {attempts} attempts)"
+                ) from exc
             raw = read_raw(tmp)
             if raw.sha256 != file.sha256:
                 raise ChecksumError(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from fmnist.cli import AppContext, console
+from fmnist.cli_support import AppContext, console
 
 if TYPE_CHECKING:
     from fmnist.evaluation.run import EvaluationOutcome
@@ -71,7 +71,7 @@ def evaluate_command(
 
     app_ctx: AppContext = ctx.obj
     outcome = evaluate_and_register(
-        app_ctx.settings, run_id, register=register, promote=promote, quantize=quantize
+        app_ctx.services, run_id, register=register, promote=promote, quantize=quantize
     )
     print_outcome(outcome)
     if strict and not outcome.decision.passed:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from fmnist.evaluation.model_card import CardImage
+from fmnist.evaluation.card_data import CardImage
 
 logger = logging.getLogger("fmnist.evaluation")
 

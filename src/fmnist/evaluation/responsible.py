@@ -22,12 +22,12 @@ from fmnist.atomic import atomic_write_bytes, atomic_write_text
 from fmnist.config import EvaluationSettings
 from fmnist.evaluation.behavioural import behavioural_tests
 from fmnist.evaluation.bootstrap import bootstrap_intervals
+from fmnist.evaluation.card_data import CardDetails, CardImage
 from fmnist.evaluation.card_figures import classwise_reliability_png, slices_png
 from fmnist.evaluation.classwise import classwise_ece
 from fmnist.evaluation.disparity import class_disparity, most_confused_pairs
 from fmnist.evaluation.explanations import explanation_examples
 from fmnist.evaluation.metrics import EvaluationReport
-from fmnist.evaluation.model_card import CardDetails, CardImage
 from fmnist.evaluation.slices import slice_report
 
 RESULTS_FILE = "responsible.json"

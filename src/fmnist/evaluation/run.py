@@ -29,14 +29,14 @@ from fmnist.evaluation.plots import confusion_matrix_png, reliability_diagram_pn
 from fmnist.evaluation.report import per_class_markdown
 from fmnist.evaluation.responsible import responsible_evaluation
 from fmnist.evaluation.robustness import robustness_accuracy
-from fmnist.platform.storage import open_storage
-from fmnist.registry.mlflow_registry import (
+from fmnist.platform.registry import (
     CHALLENGER,
     CHAMPION,
-    MlflowRegistry,
+    ModelRegistry,
     ModelVersionInfo,
     RegistryError,
 )
+from fmnist.platform.services import Services
 from fmnist.registry.onnx_export import QuantizationReport, evaluate_quantization, quantize_int8
 from fmnist.registry.onnx_runtime import OnnxClassifier
 
@@ -59,7 +59,7 @@ class EvaluationOutcome:
     artifacts: dict[str, Path] = field(default_factory=dict)
 
 
-def _run_files(registry: MlflowRegistry, settings: Settings, run_id: str) -> Path:
+def _run_files(registry: ModelRegistry, settings: Settings, run_id: str) -> Path:
     """The run's local folder with model.onnx and weights.pt, downloaded if not local."""
     local = settings.home / "runs" / run_id
     if (local / "model.onnx").is_file() and (local / "weights.pt").is_file():
@@ -69,7 +69,7 @@ def _run_files(registry: MlflowRegistry, settings: Settings, run_id: str) -> Pat
 
 
 def _champion_correct(
-    registry: MlflowRegistry, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8]
+    registry: ModelRegistry, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8]
 ) -> tuple[int | None, npt.NDArray[np.bool_] | None]:
     try:
         champion = registry.get(CHAMPION)
@@ -83,23 +83,26 @@ def _champion_correct(
 
 
 def evaluate_and_register(
-    settings: Settings,
+    services: Services,
     run_id: str | None = None,
     *,
+    model_name: str | None = None,
     register: bool = True,
     promote: bool = True,
     quantize: bool = True,
 ) -> EvaluationOutcome:
     """Evaluate a training run's model, apply the gates, register it and maybe promote it.
 
-    ``run_id`` defaults to the newest finished training run. The new version gets the alias
-    ``challenger``; when every gate passes and ``promote`` is true it becomes ``champion``.
+    ``run_id`` defaults to the newest finished training run. The version is registered under
+    ``model_name`` (default ``tracking.registered_model``) with the alias ``challenger``; when
+    every gate passes and ``promote`` is true it becomes ``champion``.
     """
-    registry = MlflowRegistry(settings)
+    settings = services.settings
+    registry = services.registry(model_name)
     run_id = run_id or registry.latest_run("train")
     run_tags = registry.run_tags(run_id)
     snapshot_id = run_tags.get("fmnist.snapshot_id")
-    snapshot = load_snapshot(open_storage(settings.resolved_lake_url), snapshot_id)
+    snapshot = load_snapshot(services.storage, snapshot_id)
     images, labels = snapshot.split("test")
     files = _run_files(registry, settings, run_id)
     onnx_path, weights_path = files / "model.onnx", files / "weights.pt"
@@ -177,7 +180,7 @@ def evaluate_and_register(
     config = json.loads(json.dumps(_config_from_weights(weights_path)))
     artifacts |= write_model_cards(
         out,
-        name=settings.tracking.registered_model,
+        name=registry.model_name,
         run_id=run_id,
         snapshot_id=snapshot.snapshot_id,
         config=config,

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fmnist.cli import AppContext, console, err_console, fail
+from fmnist.cli_support import AppContext, console, err_console, fail
 from fmnist.explain.core import DEFAULT_METHOD, METHODS
 
 explain_app = typer.Typer(
@@ -81,7 +81,7 @@ def image_command(
         if bar is not None:
             bar.start()
         written, summary = explain_files(
-            app_ctx.settings,
+            app_ctx.services,
             paths,
             ref=model,
             method=method,
@@ -165,7 +165,7 @@ def evaluate_command(
         if bar is not None:
             bar.start()
         run, files = evaluate_model(
-            app_ctx.settings,
+            app_ctx.services,
             ref=model,
             methods=chosen,
             samples=samples,

@@ -44,6 +44,7 @@ from fmnist.atomic import atomic_write_bytes, atomic_write_text
 from fmnist.explain.core import ExplainOptions, Explanation, Method, check_method
 from fmnist.explain.heatmap import heatmap_rgb
 from fmnist.explain.methods import explain
+from fmnist.platform.storage import Storage
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 FloatArray = npt.NDArray[np.float32]
@@ -54,14 +55,13 @@ RANDOM = "random"
 
 # --------------------------------------------------------------------------------- data
 def training_background(
-    lake_url: str, snapshot_id: str | None, size: int, *, seed: int = 0
+    lake: Storage, snapshot_id: str | None, size: int, *, seed: int = 0
 ) -> UInt8Array:
-    """``size`` training images of a snapshot (the newest when ``snapshot_id`` is None),
-    drawn without replacement with ``seed``: SHAP's background distribution."""
+    """``size`` training images of a snapshot in ``lake`` (the newest when ``snapshot_id`` is
+    None), drawn without replacement with ``seed``: SHAP's background distribution."""
     from fmnist.data.snapshot import load_snapshot
-    from fmnist.platform.storage import open_storage
 
-    images, _ = load_snapshot(open_storage(lake_url), snapshot_id).split("train")
+    images, _ = load_snapshot(lake, snapshot_id).split("train")
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(images), size=min(size, len(images)), replace=False))
     return np.ascontiguousarray(images[rows])

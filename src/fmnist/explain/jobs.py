@@ -22,7 +22,6 @@ import torch
 
 from fmnist import CLASS_NAMES
 from fmnist.atomic import atomic_write_bytes, atomic_write_text
-from fmnist.config import Settings
 from fmnist.explain.core import ExplainError, ExplainOptions, Method, check_method
 from fmnist.explain.faithfulness import (
     FaithfulnessRun,
@@ -34,6 +33,7 @@ from fmnist.explain.faithfulness import (
 from fmnist.explain.heatmap import heatmap_png
 from fmnist.explain.methods import explain
 from fmnist.explain.model import ServedModel, load_served_model
+from fmnist.platform.services import Services
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,14 @@ class RegisteredModel:
         }
 
 
-def load_registered(settings: Settings, ref: str | None = None) -> RegisteredModel:
+def load_registered(services: Services, ref: str | None = None) -> RegisteredModel:
     """Version or alias ``ref`` (default ``serving.model_ref``; ``NAME@REF`` for another
     registered model) as a :class:`ServedModel` (downloaded to a temporary folder)."""
-    from fmnist.registry.mlflow_registry import MlflowRegistry
-    from fmnist.registry.runs import with_registered_model
-
-    ref = ref or settings.serving.model_ref
+    ref = ref or services.settings.serving.model_ref
+    name: str | None = None
     if "@" in ref:
         name, _, ref = ref.partition("@")
-        settings = with_registered_model(settings, name)
-    registry = MlflowRegistry(settings)
+    registry = services.registry(name)
     info = registry.get(ref)
     with tempfile.TemporaryDirectory(prefix="fmnist-explain-model-") as tmp:
         folder = registry.download(str(info.version), Path(tmp))
@@ -73,10 +70,11 @@ def load_registered(settings: Settings, ref: str | None = None) -> RegisteredMod
     return RegisteredModel(info.name, info.version, model)
 
 
-def background_for(settings: Settings, model: ServedModel) -> npt.NDArray[np.uint8]:
+def background_for(services: Services, model: ServedModel) -> npt.NDArray[np.uint8]:
     """SHAP's background: seeded training images of the snapshot the model was trained on."""
+    settings = services.settings
     return training_background(
-        settings.resolved_lake_url,
+        services.storage,
         model.info.get("snapshot_id"),
         settings.explain.shap_background_size,
         seed=settings.explain.seed,
@@ -93,7 +91,7 @@ class ExplainedFile:
 
 
 def explain_files(
-    settings: Settings,
+    services: Services,
     paths: Sequence[Path],
     *,
     ref: str | None = None,
@@ -104,8 +102,10 @@ def explain_files(
 ) -> tuple[list[ExplainedFile], Path]:
     """Explain image files (preprocessed as the API does) and write a heatmap PNG per image
     (``OUT/<stem>.<method>.png``) and ``OUT/explanations-<method>.json``."""
-    from fmnist.serving.preprocess import png_bytes, preprocess_bytes
+    from fmnist.imaging.model_input import png_bytes
+    from fmnist.imaging.preprocess import preprocess_bytes
 
+    settings = services.settings
     chosen: Method = check_method(method)
     if not paths:
         raise ExplainError("no image files given")
@@ -118,8 +118,8 @@ def explain_files(
         pixels.append(preprocess_bytes(data, max_pixels=settings.serving.max_image_pixels).pixels)
     images = np.stack(pixels)
     torch.set_num_threads(settings.explain.torch_threads)
-    loaded = load_registered(settings, ref)
-    background = background_for(settings, loaded.model) if chosen == "shap" else None
+    loaded = load_registered(services, ref)
+    background = background_for(services, loaded.model) if chosen == "shap" else None
     options = ExplainOptions.from_settings(settings.explain)
     targets = None if class_id is None else np.full(len(images), class_id, np.int64)
     written: list[ExplainedFile] = []
@@ -164,7 +164,7 @@ def explain_files(
 
 
 def evaluate_model(
-    settings: Settings,
+    services: Services,
     *,
     ref: str | None = None,
     methods: Sequence[str] = ("integrated_gradients", "shap", "lime", "occlusion"),
@@ -180,19 +180,17 @@ def evaluate_model(
     """Faithfulness of ``methods`` for a registered version on a seeded sample of the test
     split of its training snapshot; writes the report (default ``<home>/explain/<name>-v<N>``)."""
     from fmnist.data.snapshot import load_snapshot
-    from fmnist.platform.storage import open_storage
 
+    settings = services.settings
     chosen = [check_method(m) for m in methods]
     explain_settings = settings.explain
     torch.set_num_threads(explain_settings.torch_threads)
-    loaded = load_registered(settings, ref)
-    snapshot = load_snapshot(
-        open_storage(settings.resolved_lake_url), loaded.model.info.get("snapshot_id")
-    )
+    loaded = load_registered(services, ref)
+    snapshot = load_snapshot(services.storage, loaded.model.info.get("snapshot_id"))
     test_images, _ = snapshot.split("test")
     seed = explain_settings.seed
     rows = seeded_sample(len(test_images), samples or explain_settings.faithfulness_samples, seed)
-    background = background_for(settings, loaded.model) if "shap" in chosen else None
+    background = background_for(services, loaded.model) if "shap" in chosen else None
     run = evaluate_faithfulness(
         loaded.model,
         np.ascontiguousarray(test_images[rows]),

@@ -114,8 +114,7 @@ def _build_network(config: dict[str, Any], state_dict: dict[str, Tensor], where:
 
 def _member_candidates(name: str) -> list[dict[str, Any]]:
     """Training configs ``fmnist benchmark`` may have used for leaderboard model ``name``."""
-    from fmnist.evaluation.leaderboard import leaderboard_config
-    from fmnist.training.config import LEADERBOARD_PRESETS, PRESETS
+    from fmnist.training.config import LEADERBOARD_PRESETS, PRESETS, leaderboard_config
 
     if name not in LEADERBOARD_PRESETS:
         return []

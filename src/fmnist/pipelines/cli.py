@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fmnist.cli import AppContext, console
+from fmnist.cli_support import AppContext, console
 from fmnist.evaluation.cli import print_outcome
 from fmnist.training.cli import print_trained
 from fmnist.training.config import PRESETS, make_config
@@ -28,7 +28,7 @@ def run(
 
     app_ctx: AppContext = ctx.obj
     config = make_config(preset, max_minutes=max_minutes)
-    result = run_main_job(app_ctx.settings, config, show_progress=progress)
+    result = run_main_job(app_ctx.services, config, show_progress=progress)
     console.rule("main job finished")
     console.print(f"snapshot {result.manifest.snapshot_id} (validation passed)")
     print_trained(result.trained)

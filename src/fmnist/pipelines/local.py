@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from fmnist.config import Settings
 from fmnist.data.snapshot import Manifest, write_snapshot
 from fmnist.data.sources import default_sources, load_raw
 from fmnist.evaluation.run import EvaluationOutcome, evaluate_and_register
-from fmnist.platform.storage import open_storage
-from fmnist.training.config import TrainConfig
+from fmnist.platform.orchestration import PipelineRun
+from fmnist.platform.services import Services
+from fmnist.training.config import TrainConfig, make_config
 from fmnist.training.run import TrainedRun, train_and_log
 
 
@@ -23,15 +25,38 @@ class MainJobResult:
 
 
 def run_main_job(
-    settings: Settings, config: TrainConfig, *, show_progress: bool = True
+    services: Services, config: TrainConfig, *, show_progress: bool = True
 ) -> MainJobResult:
     """Run the whole lifecycle once; each step is the same function the CLI calls."""
+    settings = services.settings
     raw = load_raw(default_sources(settings, show_progress=show_progress))
-    manifest, _ = write_snapshot(
-        open_storage(settings.resolved_lake_url), raw, settings.data, settings.validation
-    )
+    manifest, _ = write_snapshot(services.storage, raw, settings.data, settings.validation)
     trained = train_and_log(
-        settings, config, snapshot_id=manifest.snapshot_id, show_progress=show_progress
+        services, config, snapshot_id=manifest.snapshot_id, show_progress=show_progress
     )
-    outcome = evaluate_and_register(settings, trained.run_id)
+    outcome = evaluate_and_register(services, trained.run_id)
     return MainJobResult(manifest=manifest, trained=trained, outcome=outcome)
+
+
+def run_training_pipeline(services: Services, parameters: Mapping[str, Any]) -> PipelineRun:
+    """The ``training`` pipeline of the local runner: :func:`run_main_job` with the preset
+    named by ``parameters["preset"]`` (default ``default``) and optional ``max_minutes``."""
+    preset = str(parameters.get("preset", "default"))
+    max_minutes = parameters.get("max_minutes")
+    config = make_config(preset, max_minutes=float(max_minutes) if max_minutes else None)
+    result = run_main_job(
+        services, config, show_progress=bool(parameters.get("show_progress", False))
+    )
+    outcome = result.outcome
+    return PipelineRun(
+        pipeline="training",
+        run_id=result.trained.run_id,
+        state="SUCCEEDED",
+        outputs={
+            "snapshot_id": result.manifest.snapshot_id,
+            "accuracy": outcome.report.accuracy,
+            "gates_passed": outcome.decision.passed,
+            "version": outcome.version.version if outcome.version else None,
+            "promoted": outcome.promoted,
+        },
+    )

@@ -1,8 +1,9 @@
 """The storage port: a data lake addressed by URL, with atomic object writes.
 
-One adapter, :class:`FsspecStorage`, serves all three paradigms: a local folder (``local``),
-``gs://`` through gcsfs (``gcp``) and ``s3://`` through s3fs (``agnostic``). Local writes go to a
-temporary file that is renamed into place; object stores publish an object atomically on upload.
+One adapter, :class:`FsspecStorage` (built by :mod:`fmnist.composition`), serves all three
+paradigms: a local folder (``local``), ``gs://`` through gcsfs (``gcp``) and ``s3://`` through
+s3fs (``agnostic``). Local writes go to a temporary file that is renamed into place; object
+stores publish an object atomically on upload.
 """
 
 from __future__ import annotations
@@ -91,8 +92,3 @@ class FsspecStorage:
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
-
-
-def open_storage(url: str) -> Storage:
-    """The storage adapter for ``url``."""
-    return FsspecStorage(url)

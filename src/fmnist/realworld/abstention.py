@@ -1,6 +1,6 @@
 """Calibrate the "unknown" decision on labelled photos: a confidence floor and an energy ceiling.
 
-The serving rule (:func:`fmnist.serving.unknown.decide`) refuses an answer when the image is
+The serving rule (:func:`fmnist.evaluation.unknown.decide`) refuses an answer when the image is
 blank, when the calibrated top probability is below ``min_confidence``, or when the energy score
 is above ``energy_threshold``. On photos, the thresholds a model gets from Fashion-MNIST (a
 confidence of 0.5, the 95th percentile of validation energies) refuse most photos of every
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fmnist.serving.unknown import BLANK_FOREGROUND_FRACTION
+from fmnist.evaluation.unknown import BLANK_FOREGROUND_FRACTION
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fmnist.cli import AppContext, console
+from fmnist.cli_support import AppContext, console
 from fmnist.training.config import PRESETS, make_config
 
 experiment_app = typer.Typer(
@@ -100,7 +100,7 @@ def real_world(
         limit=limit,
     )
     result = run_harness(
-        app_ctx.settings,
+        app_ctx.services,
         photos,
         loaded,
         config,
@@ -133,7 +133,7 @@ def real_world(
         console.print(f"  Fashion-MNIST test accuracy {fm:.2%}")
     console.print(f"report: {folder}")
     if track:
-        run_id = track_run(app_ctx.settings, result, folder)
+        run_id = track_run(app_ctx.services, result, folder)
         console.print(f"MLflow run {run_id} (experiment fmnist-real-world)")
 
 
@@ -221,7 +221,7 @@ def adapt(
         photo_weight=photo_weight,
     )
     outcome = adapt_and_register(
-        app_ctx.settings,
+        app_ctx.services,
         photos,
         load_mapping(mapping),
         config,

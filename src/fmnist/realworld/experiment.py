@@ -37,9 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fmnist import CLASS_NAMES, IMAGE_SIZE
-from fmnist.config import Settings
 from fmnist.errors import FmnistError, InvalidImageError
 from fmnist.evaluation.calibration import energy_score
+from fmnist.evaluation.unknown import UNKNOWN, Verdict, decide, energy_threshold_from_metadata
+from fmnist.imaging.decode import DEFAULT_MAX_PIXELS, decode_image
+from fmnist.imaging.preprocess import preprocess_bytes
 from fmnist.realworld.abstention import (
     DEFAULT_MAX_MAPPABLE_ABSTENTION,
     META_FMNIST_ENERGY_THRESHOLD,
@@ -49,10 +51,9 @@ from fmnist.realworld.abstention import (
 )
 from fmnist.realworld.mapping import ClassMapping
 from fmnist.realworld.photos import LabelledPhoto, calibration_photos, scan_folder
-from fmnist.serving.preprocess import DEFAULT_MAX_PIXELS, decode_image, preprocess_bytes
-from fmnist.serving.unknown import UNKNOWN, Verdict, decide, energy_threshold_from_metadata
 
 if TYPE_CHECKING:
+    from fmnist.platform.services import Services
     from fmnist.registry.onnx_runtime import OnnxClassifier
 
 UInt8Array = npt.NDArray[np.uint8]
@@ -119,7 +120,7 @@ class Prepared:
     cpu_ms: float
 
 
-def open_model(settings: Settings, reference: str) -> ModelHandle:
+def open_model(services: Services, reference: str) -> ModelHandle:
     """A ``.onnx`` file, or a registry reference as ``?model=`` takes it (``champion``, ``3``,
     ``fmnist-photos``, ``fmnist-photos@champion``). Raises :class:`ExperimentError`."""
     from fmnist.registry.onnx_runtime import OnnxClassifier
@@ -131,19 +132,18 @@ def open_model(settings: Settings, reference: str) -> ModelHandle:
         classifier = OnnxClassifier(path)
         name, version = classifier.metadata.get("run_id", path.stem), None
     else:
-        from fmnist.serving.model_store import ModelStore
+        from fmnist.registry.references import MODEL_FILE, download_version, resolve_reference
 
-        store = ModelStore(settings)
+        settings = services.settings
         try:
-            loaded = store.resolve(reference)
+            registry, info = resolve_reference(services.registry, reference)
+            root = services.settings.home / "serving" / "models"
+            folder = download_version(registry, info.version, root / info.name / str(info.version))
         except FmnistError as exc:
             raise ExperimentError(f"model {reference!r}: {exc}") from exc
-        classifier, name, version, path = (
-            loaded.classifier,
-            loaded.name,
-            loaded.version,
-            loaded.path / "model.onnx",
-        )
+        path = folder / MODEL_FILE
+        classifier = OnnxClassifier(path, intra_op_threads=settings.serving.intra_op_threads)
+        name, version = info.name, info.version
     floor = classifier.metadata.get(META_MIN_CONFIDENCE)
     fmnist_energy = classifier.metadata.get(META_FMNIST_ENERGY_THRESHOLD)
     return ModelHandle(
@@ -259,12 +259,11 @@ def _timing(values: list[float]) -> dict[str, float]:
     }
 
 
-def _fashion_mnist_accuracy(settings: Settings, handle: ModelHandle) -> float | None:
+def _fashion_mnist_accuracy(services: Services, handle: ModelHandle) -> float | None:
     from fmnist.data.snapshot import load_snapshot
-    from fmnist.platform.storage import open_storage
 
     try:
-        snapshot = load_snapshot(open_storage(settings.resolved_lake_url), None)
+        snapshot = load_snapshot(services.storage, None)
     except FmnistError:
         return None
     images, labels = snapshot.split("test")
@@ -374,7 +373,7 @@ class ExperimentResult:
 
 
 def run_harness(
-    settings: Settings,
+    services: Services,
     folder: Path,
     mapping: ClassMapping,
     config: HarnessConfig,
@@ -383,8 +382,9 @@ def run_harness(
     show_progress: bool = True,
 ) -> ExperimentResult:
     """Measure ``config`` on the labelled photos under ``folder`` (nothing is written)."""
+    settings = services.settings
     photos = _limit(scan_folder(folder, mapping), config.limit)
-    handle = open_model(settings, config.model)
+    handle = open_model(services, config.model)
     calibration: AbstentionCalibration | None = None
     min_confidence = handle.min_confidence
     energy = handle.energy_threshold
@@ -446,7 +446,7 @@ def run_harness(
             "calibration": calibration.to_dict() if calibration else None,
         },
         "limit_per_class": config.limit,
-        "fashion_mnist_test_accuracy": _fashion_mnist_accuracy(settings, handle),
+        "fashion_mnist_test_accuracy": _fashion_mnist_accuracy(services, handle),
         **measured,
     }
     report["targets"] = target_check(report["summary"])

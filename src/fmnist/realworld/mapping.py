@@ -9,7 +9,6 @@ Errors are :class:`MappingError` naming the file, the line and the class.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fmnist import CLASS_NAMES
 from fmnist.errors import FmnistError
+from fmnist.identity import digest_text
 
 
 class MappingError(FmnistError):
@@ -175,7 +175,7 @@ def parse_mapping(text: str, path: Path) -> ClassMapping:
         name=document.name,
         version=document.version,
         path=path,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sha256=digest_text(text),
         classes=classes,
         source=document.source,
     )

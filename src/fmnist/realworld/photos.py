@@ -13,13 +13,13 @@ never fitted on photos the model was trained on. Photos under a folder named ``v
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from fmnist.errors import FmnistError
+from fmnist.identity import digest_text
 from fmnist.realworld.mapping import ClassMapping, MappingError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -53,8 +53,8 @@ class LabelledPhoto:
     @property
     def in_calibration_fold(self) -> bool:
         """Whether the photo is in the calibration fold (see the module docstring)."""
-        digest = hashlib.sha256(self.key.encode("utf-8")).digest()
-        return int.from_bytes(digest[:4], "big") % CALIBRATION_FOLDS == 0
+        # The first 4 bytes of the SHA-256, big-endian: its first 8 hex digits.
+        return int(digest_text(self.key, length=8), 16) % CALIBRATION_FOLDS == 0
 
 
 def _split_hint(root: Path, names: list[str], mapping: ClassMapping) -> str:

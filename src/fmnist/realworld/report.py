@@ -24,9 +24,10 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from fmnist.atomic import atomic_write_bytes, atomic_write_text
-from fmnist.config import Settings
+from fmnist.platform.services import Services
 from fmnist.realworld.experiment import ExperimentResult
 from fmnist.realworld.mapping import ClassMapping
+from fmnist.reporting.templates import render
 
 REPORT_JSON = "report.json"
 SHEET_PER_CLASS = 4
@@ -38,73 +39,21 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+SUMMARY_KEYS = (
+    "mappable_accuracy",
+    "mappable_answered_accuracy",
+    "mappable_correct_answers",
+    "mappable_abstention",
+    "mappable_wrong_answers",
+    "unmappable_abstention",
+    "blank",
+)
+"""The summary rows of ``report.md``, in order."""
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: setup, summary with targets, per class, confusion."""
-    s, model, abst = report["summary"], report["model"], report["abstention"]
-    version = f" version {model['version']}" if model["version"] is not None else ""
-    energy = abst["energy_threshold"]
-    fm = report.get("fashion_mnist_test_accuracy")
-    lines = [
-        f"# Real-photo experiment: {report['name']}",
-        "",
-        f"- created: {report['created']}",
-        f"- photos: `{report['photos_folder']}` ({s['photos']}: {s['mappable_photos']} mappable, "
-        f"{s['unmappable_photos']} unmappable)",
-        f"- mapping: {report['mapping']['name']} version {report['mapping']['version']} "
-        f"(sha256 {report['mapping']['sha256'][:12]})",
-        f"- model: `{model['reference']}` = {model['name']}{version}",
-        f"- preprocessing: {report['preprocessing']}",
-        f"- unknown rule: min_confidence {abst['min_confidence']:.2f}, energy threshold "
-        f"{'off' if energy is None else f'{energy:.3f}'} ({abst['source']})",
-        f"- Fashion-MNIST test accuracy: {'-' if fm is None else f'{fm:.2%}'}",
-        f"- preprocessing time per photo: median {report['timing']['median_ms']:.1f} ms wall, "
-        f"{report['cpu_timing']['median_ms']:.1f} ms CPU (p95 {report['timing']['p95_ms']:.1f} / "
-        f"{report['cpu_timing']['p95_ms']:.1f} ms)",
-        "",
-        "## Summary",
-        "",
-        "| metric | value | target |",
-        "|---|---|---|",
-    ]
-    targets = report["targets"]
-    for key in (
-        "mappable_accuracy",
-        "mappable_answered_accuracy",
-        "mappable_correct_answers",
-        "mappable_abstention",
-        "mappable_wrong_answers",
-        "unmappable_abstention",
-        "blank",
-    ):
-        goal = targets.get(key)
-        mark = "" if goal is None else f"{goal['target']} ({'met' if goal['met'] else 'not met'})"
-        lines.append(f"| {key.replace('_', ' ')} | {_pct(s[key])} | {mark} |")
-    lines += [
-        "",
-        "## Per class",
-        "",
-        "| photo class | n | right answers | accuracy (top-1) | answered accuracy | abstention | "
-        "answers |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, row in report["per_class"].items():
-        answers = ", ".join(f"{k} {v}" for k, v in list(row["answers"].items())[:3])
-        lines.append(
-            f"| {name} | {row['n']} | {', '.join(row['mapped_to']) or 'unknown'} | "
-            f"{_pct(row.get('accuracy'))} | {_pct(row.get('answered_accuracy'))} | "
-            f"{_pct(row['abstention'])} | {answers} |"
-        )
-    confusion = report["confusion"]
-    lines += [
-        "",
-        "## Confusion (answers, unknown included)",
-        "",
-        "| photo class | " + " | ".join(confusion["columns"]) + " |",
-        "|---" * (len(confusion["columns"]) + 1) + "|",
-    ]
-    for name, counts in zip(confusion["rows"], confusion["counts"], strict=True):
-        lines.append(f"| {name} | " + " | ".join(str(c) for c in counts) + " |")
-    return "\n".join(lines) + "\n"
+    return render("realworld_report.md.j2", report=report, summary_keys=SUMMARY_KEYS)
 
 
 def confusion_png(report: dict[str, Any], path: Path) -> Path:
@@ -231,13 +180,12 @@ def write_report(
     return final
 
 
-def track(settings: Settings, result: ExperimentResult, folder: Path) -> str:
+def track(services: Services, result: ExperimentResult, folder: Path) -> str:
     """Record the experiment as an MLflow run (experiment ``fmnist-real-world``); its id."""
-    from fmnist.realworld.train_photos import tracking_settings
-    from fmnist.registry.mlflow_registry import MlflowRegistry
+    from fmnist.realworld.train_photos import EXPERIMENT
 
     report = result.report
-    registry = MlflowRegistry(tracking_settings(settings))
+    registry = services.registry(experiment=EXPERIMENT)
     model, abst, mapping = report["model"], report["abstention"], report["mapping"]
     tags = {"fmnist.step": "real-world", "fmnist.report": str(folder)}
     with registry.start_run(report["name"], tags) as run_id:

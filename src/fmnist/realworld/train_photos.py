@@ -4,10 +4,11 @@
 :data:`EXPERIMENT`):
 
 1. the training fold of a labelled photo folder (never a ``validation/`` or ``test/`` folder)
-   and the Fashion-MNIST snapshot train the model (:func:`~fmnist.realworld.adaptation.
-   train_with_photos`); the Fashion-MNIST-only model of the same recipe is trained first when
-   the adapted model fine-tunes it (the default, unless ``init_weights`` gives its weights) or
-   with ``with_baseline``, and is the reference for Fashion-MNIST test accuracy;
+   and the Fashion-MNIST snapshot train the model in the trainer's loop
+   (:func:`~fmnist.realworld.photo_training.train_with_photos`); the Fashion-MNIST-only model
+   of the same recipe is trained first when the adapted model fine-tunes it (the default,
+   unless ``init_weights`` gives its weights) or with ``with_baseline``, and is the reference
+   for Fashion-MNIST test accuracy;
 2. the softmax temperature is fitted on the Fashion-MNIST validation split (as ``fmnist train``
    does), then the unknown thresholds are calibrated on the folder's calibration fold
    (:func:`~fmnist.realworld.abstention.calibrate`);
@@ -28,11 +29,10 @@ from pathlib import Path
 import torch
 
 from fmnist.atomic import atomic_write_bytes, atomic_write_text
-from fmnist.config import Settings
 from fmnist.data.snapshot import Snapshot, load_snapshot
 from fmnist.errors import FmnistError
 from fmnist.evaluation.calibration import energy_score, energy_threshold, fit_temperature, softmax
-from fmnist.platform.storage import open_storage
+from fmnist.platform.services import Services
 from fmnist.realworld.abstention import (
     DEFAULT_MAX_MAPPABLE_ABSTENTION,
     META_CALIBRATION,
@@ -41,27 +41,17 @@ from fmnist.realworld.abstention import (
     AbstentionCalibration,
     calibrate,
 )
-from fmnist.realworld.adaptation import (
-    AdaptOptions,
-    AdaptResult,
-    PhotoSet,
-    prepare_photo_set,
-    train_with_photos,
-)
+from fmnist.realworld.adaptation import AdaptOptions, PhotoSet, prepare_photo_set
 from fmnist.realworld.mapping import ClassMapping
+from fmnist.realworld.photo_training import AdaptResult, train_with_photos
 from fmnist.realworld.photos import calibration_photos, class_counts, training_photos
-from fmnist.registry.mlflow_registry import (
-    CHAMPION,
-    MlflowRegistry,
-    ModelVersionInfo,
-    RegistryError,
-)
+from fmnist.registry.mlflow_registry import CHAMPION, ModelVersionInfo, RegistryError
 from fmnist.registry.onnx_export import ParityReport, export_onnx_checked
 from fmnist.registry.onnx_runtime import OnnxClassifier
 from fmnist.registry.runs import flatten_params
 from fmnist.runtime_info import git_commit, hardware, package_versions
 from fmnist.training.config import TrainConfig
-from fmnist.training.run import META_OOD_ENERGY_THRESHOLD, OOD_QUANTILE
+from fmnist.training.run import META_OOD_ENERGY_THRESHOLD, OOD_QUANTILE, run_dir
 from fmnist.training.trainer import predict_logits
 
 EXPERIMENT = "fmnist-real-world"
@@ -106,12 +96,6 @@ class AdaptationOutcome:
     reason: str
 
 
-def tracking_settings(settings: Settings) -> Settings:
-    """``settings`` with MLflow's experiment set to :data:`EXPERIMENT`."""
-    tracking = settings.tracking.model_copy(update={"experiment": EXPERIMENT})
-    return settings.model_copy(update={"tracking": tracking})
-
-
 def _save_weights(path: Path, result: AdaptResult, temperature: float) -> Path:
     buffer = io.BytesIO()
     torch.save(
@@ -144,7 +128,7 @@ def _calibrate(
 
 
 def _train_one(
-    settings: Settings,
+    services: Services,
     snapshot: Snapshot,
     config: TrainConfig,
     options: AdaptOptions,
@@ -157,7 +141,7 @@ def _train_one(
     show_progress: bool,
     init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainedModel:
-    registry = MlflowRegistry(tracking_settings(settings))
+    registry = services.registry(experiment=EXPERIMENT)
     baseline = photos is None
     tags = {
         "fmnist.step": "adapt-baseline" if baseline else "adapt",
@@ -183,11 +167,13 @@ def _train_one(
         params |= {f"version.{k}": v for k, v in package_versions().items()}
         params |= {f"hardware.{k}": v for k, v in hardware().items()}
         registry.log_params(run_id, params)
+        directory = run_dir(services.settings, run_id)
         result = train_with_photos(
             config,
             snapshot,
             photos,
             options,
+            directory / "checkpoint.pt",
             calibration=calibration_set,
             init_state=init_state,
             show_progress=show_progress,
@@ -223,7 +209,6 @@ def _train_one(
             metadata[META_MAPPING] = f"{mapping.name}@{mapping.version} sha256:{mapping.sha256}"
         else:
             metadata[META_OOD_ENERGY_THRESHOLD] = f"{fmnist_threshold:.6g}"
-        directory = settings.home / "runs" / run_id
         weights = _save_weights(directory / "weights.pt", result, temperature)
         test_images, test_labels = snapshot.split("test")
         parity = export_onnx_checked(
@@ -294,10 +279,10 @@ def _load_weights(path: Path, config: TrainConfig) -> dict[str, torch.Tensor]:
     return weights
 
 
-def _champion_accuracy(settings: Settings) -> float | None:
+def _champion_accuracy(services: Services) -> float | None:
     """The Fashion-MNIST champion's recorded test accuracy, if there is one."""
     try:
-        champion = MlflowRegistry(settings).get(CHAMPION)
+        champion = services.registry().get(CHAMPION)
     except RegistryError:
         return None
     raw = champion.tags.get("test_accuracy")
@@ -305,7 +290,7 @@ def _champion_accuracy(settings: Settings) -> float | None:
 
 
 def adapt_and_register(
-    settings: Settings,
+    services: Services,
     photo_root: Path,
     mapping: ClassMapping,
     config: TrainConfig,
@@ -329,9 +314,10 @@ def adapt_and_register(
     accuracy; without any, ``gates.min_accuracy`` is the floor. Raises
     :class:`~fmnist.realworld.photos.HeldOutPhotosError` for a held-out folder.
     """
+    settings = services.settings
     train_list = training_photos(photo_root, mapping)
     calibration_list = calibration_photos(photo_root, mapping)
-    snapshot = load_snapshot(open_storage(settings.resolved_lake_url), snapshot_id)
+    snapshot = load_snapshot(services.storage, snapshot_id)
     cache = settings.home / "cache" / "realworld"
     photos = prepare_photo_set(
         train_list, mapping, options, cache_dir=cache, show_progress=show_progress
@@ -350,7 +336,7 @@ def adapt_and_register(
         init_state: dict[str, torch.Tensor] | None = None,
     ) -> TrainedModel:
         return _train_one(
-            settings,
+            services,
             snapshot,
             recipe,
             options,
@@ -383,7 +369,7 @@ def adapt_and_register(
     elif reference_accuracy is not None:
         reference, source = reference_accuracy, "given"
     else:
-        champion = _champion_accuracy(settings)
+        champion = _champion_accuracy(services)
         reference = champion
         source = f"{settings.tracking.registered_model}@champion" if champion else "none"
     drop = None if reference is None else (reference - adapted.fmnist_test_accuracy) * 100.0
@@ -402,8 +388,7 @@ def adapt_and_register(
     version: ModelVersionInfo | None = None
     promoted = False
     if register:
-        registry = MlflowRegistry(tracking_settings(settings))
-        registry.model_name = registered_model
+        registry = services.registry(registered_model, experiment=EXPERIMENT)
         counts = class_counts(train_list)
         tags = {
             "fmnist_test_accuracy": f"{adapted.fmnist_test_accuracy:.4f}",

@@ -11,16 +11,16 @@ import typer
 from rich.table import Table
 
 from fmnist.atomic import atomic_write_bytes
-from fmnist.cli import AppContext, console
-from fmnist.registry.mlflow_registry import MlflowRegistry
+from fmnist.cli_support import AppContext, console
+from fmnist.platform.registry import ModelRegistry
 from fmnist.registry.model_cards import CardFormat, fetch_model_card
 
 models_app = typer.Typer(help="The model registry (MLflow).", no_args_is_help=True)
 
 
-def _registry(ctx: typer.Context) -> MlflowRegistry:
+def _registry(ctx: typer.Context) -> ModelRegistry:
     app_ctx: AppContext = ctx.obj
-    return MlflowRegistry(app_ctx.settings)
+    return app_ctx.services.registry()
 
 
 @models_app.command("list")

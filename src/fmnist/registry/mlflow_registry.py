@@ -16,7 +16,6 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,42 +23,39 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fmnist.config import Settings
-from fmnist.errors import FmnistError
+from fmnist.platform.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelVersionInfo,
+    RegistryError,
+    RunRecord,
+)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 PIP_REQUIREMENTS = ["onnxruntime", "numpy", "fmnist"]
 
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "MlflowRegistry",
+    "ModelVersionInfo",
+    "RegistryError",
+    "RunRecord",
+]
 
-class RegistryError(FmnistError):
-    """A registry operation could not be done (unknown version, nothing to roll back to)."""
+
+def _to_record(run: Any) -> RunRecord:
+    data = run.data
+    return RunRecord(
+        run_id=str(run.info.run_id),
+        params=dict(data.params),
+        metrics={k: float(v) for k, v in data.metrics.items()},
+        tags=dict(data.tags),
+    )
 
 
-@dataclass(frozen=True)
-class ModelVersionInfo:
-    """One registered version as the CLI and the server see it."""
-
-    name: str
-    version: int
-    aliases: tuple[str, ...]
-    tags: Mapping[str, str]
-    run_id: str | None
-    source: str
-    created_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly view."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "aliases": list(self.aliases),
-            "tags": dict(self.tags),
-            "run_id": self.run_id,
-            "source": self.source,
-            "created_at": self.created_at,
-        }
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 @contextlib.contextmanager
@@ -81,22 +77,28 @@ def _quiet() -> Iterator[None]:
 class MlflowRegistry:
     """Tracking runs and registering fmnist models in MLflow."""
 
-    def __init__(self, settings: Settings) -> None:
-        """Connect to the configured tracking store (created on first use)."""
+    def __init__(
+        self, *, tracking_uri: str, artifact_root: str, experiment: str, model_name: str
+    ) -> None:
+        """Connect to the tracking store at ``tracking_uri`` (a SQLite file is created on first
+        use); runs go to ``experiment`` and registrations to registered model ``model_name``.
+
+        Built by :mod:`fmnist.composition` only; everything else receives a registry.
+        """
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         import mlflow
         from mlflow import MlflowClient
 
         self._mlflow = mlflow
-        self.tracking_uri = settings.resolved_tracking_uri
+        self.tracking_uri = tracking_uri
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
-        self.artifact_root = settings.resolved_artifact_root
-        self.experiment_name = settings.tracking.experiment
-        self.model_name = settings.tracking.registered_model
+        self.artifact_root = artifact_root
+        self.experiment_name = experiment
+        self.model_name = model_name
         with _quiet():
             self.client = MlflowClient(
                 tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
@@ -146,6 +148,56 @@ class MlflowRegistry:
         finally:
             with _quiet():
                 mlflow.end_run()
+
+    @contextlib.contextmanager
+    def open_run(
+        self, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+    ) -> Iterator[str]:
+        """A run made through the client, not the fluent API's single active run, so several
+        may be open at once (a parent and its child, or a run around a training run).
+
+        Yields its id; it ends FINISHED, or FAILED when the block raises.
+        """
+        all_tags = dict(tags)
+        if parent_run_id is not None:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        with _quiet():
+            run = self.client.create_run(self.experiment_id(), tags=all_tags, run_name=run_name)
+        run_id = str(run.info.run_id)
+        try:
+            yield run_id
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def run_record(self, run_id: str) -> RunRecord:
+        """Parameters, metrics and tags of one run."""
+        with _quiet():
+            return _to_record(self.client.get_run(run_id))
+
+    def find_runs(self, tags: Mapping[str, str], max_results: int = 20) -> list[RunRecord]:
+        """Finished runs of this experiment carrying every tag in ``tags``, newest first."""
+        clauses = [f"tags.`{key}` = '{_quote(value)}'" for key, value in tags.items()]
+        clauses.append("attributes.status = 'FINISHED'")
+        with _quiet():
+            runs = self.client.search_runs(
+                [self.experiment_id()],
+                filter_string=" and ".join(clauses),
+                order_by=["attributes.start_time DESC"],
+                max_results=max_results,
+            )
+        return [_to_record(run) for run in runs]
+
+    def set_run_tag(self, run_id: str, key: str, value: str) -> None:
+        """Set one tag on a run."""
+        with _quiet():
+            self.client.set_tag(run_id, key, value)
+
+    def list_run_artifacts(self, run_id: str, path: str) -> list[str]:
+        """File names directly under a run's artifact folder ``path``."""
+        with _quiet():
+            return [Path(e.path).name for e in self.client.list_artifacts(run_id, path)]
 
     def run_params(self, run_id: str) -> dict[str, str]:
         """The parameters of a run."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from fmnist.atomic import atomic_write_bytes
-from fmnist.registry.mlflow_registry import MlflowRegistry, RegistryError
+from fmnist.platform.registry import ModelRegistry, RegistryError
 
 CardFormat = Literal["html", "md"]
 CARD_FILES: dict[CardFormat, str] = {"html": "model_card.html", "md": "model_card.md"}
@@ -45,7 +45,7 @@ class ModelCard:
 
 
 def fetch_model_card(
-    registry: MlflowRegistry,
+    registry: ModelRegistry,
     ref: str,
     card_format: CardFormat = "html",
     cache_dir: Path | None = None,
@@ -69,10 +69,7 @@ def fetch_model_card(
     if cached is not None and cached.is_file():
         content = cached.read_bytes()
     else:
-        listed = {
-            Path(entry.path).name
-            for entry in registry.client.list_artifacts(info.run_id, ARTIFACT_FOLDER)
-        }
+        listed = set(registry.list_run_artifacts(info.run_id, ARTIFACT_FOLDER))
         if file_name not in listed:
             raise ModelCardNotFoundError(
                 f"version {info.version} of {info.name!r} has no model card: "

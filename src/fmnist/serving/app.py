@@ -24,7 +24,6 @@ import gc
 import hmac
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,15 +40,16 @@ from starlette.routing import Match, Mount
 from starlette.types import Scope
 
 from fmnist import __version__
-from fmnist.config import Settings
 from fmnist.errors import FmnistError, SnapshotNotFoundError
+from fmnist.platform.services import Services
+from fmnist.registry.references import REF_PATTERN
 from fmnist.serving.card_routes import add_card_routes
 from fmnist.serving.explain_routes import add_explain_routes
+from fmnist.serving.feedback_routes import add_feedback_routes
 from fmnist.serving.inputs import ModelInputs, read_inputs
 from fmnist.serving.metrics import ServingMetrics
 from fmnist.serving.middleware import RequestContextMiddleware
 from fmnist.serving.model_store import (
-    REF_PATTERN,
     LoadedModel,
     ModelNotFoundError,
     ModelStore,
@@ -57,6 +57,7 @@ from fmnist.serving.model_store import (
 )
 from fmnist.serving.predictor import Predictor
 from fmnist.serving.problems import ProblemError, install_problem_handlers
+from fmnist.serving.recording import PredictionRecorder
 from fmnist.serving.routing import PhotoRouter
 from fmnist.serving.samples import SampleSource
 from fmnist.serving.schemas import (
@@ -121,16 +122,21 @@ def get_openapi_document(app: FastAPI) -> dict[str, Any]:
     )
 
 
-def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
-    """The serving app; ``store`` defaults to a new :class:`ModelStore` loaded at start-up."""
+def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
+    """The serving app over ``services``; ``store`` defaults to a new :class:`ModelStore` on
+    the services' registries, loaded at start-up."""
+    settings = services.settings
     serving = settings.serving
     Image.init()  # register every image plugin now, not lazily during the first requests
-    store = store or ModelStore(settings)
+    store = store or ModelStore(settings, services.registries)
     metrics = ServingMetrics()
     executor = ThreadPoolExecutor(serving.inference_threads, thread_name_prefix="fmnist-infer")
     predictor = Predictor(serving, metrics, executor)
     router = PhotoRouter(store, serving.photo_model, serving.reload_interval_s)
-    samples = SampleSource(settings.resolved_lake_url)
+    samples = SampleSource(services.storage)
+    log = services.prediction_log if settings.monitoring.log_enabled else None
+    feedback = services.feedback if log is not None else None
+    recorder = PredictionRecorder(log, default_alias=store.default_ref)
     max_batch = serving.max_batch
     max_pixels = serving.max_image_pixels
     default_ref = store.default_ref
@@ -202,6 +208,9 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.predictor = predictor
     app.state.photo_router = router
+    app.state.prediction_log = log
+    app.state.feedback = feedback
+    app.state.recorder = recorder
     install_problem_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -229,12 +238,19 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
         return model
 
     async def answer(
-        request: Request, model: LoadedModel, inputs: ModelInputs, *, route: bool = False
+        request: Request,
+        model: LoadedModel,
+        inputs: ModelInputs,
+        *,
+        ref: str | None,
+        route_name: str,
     ) -> Response:
-        """Run the model (photos on the photo model when ``route``) and shape the JSON answer."""
+        """Run the model (photos on the photo model unless ``?model=`` chose one), log every
+        prediction durably, and shape the JSON answer."""
         predictions, answered, path, fallback = await router.predict(
-            predictor, model, inputs, route=route
+            predictor, model, inputs, route=ref is None
         )
+        recorder.record(request, inputs, predictions, alias=ref, route=route_name)
         request.state.model_version = answered.version
         return _json(
             {
@@ -271,7 +287,7 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
             return_image=return_image,
             segmentation=serving.segmentation,
         )
-        return await answer(request, chosen, inputs, route=model is None)
+        return await answer(request, chosen, inputs, ref=model, route_name="/v1/predict")
 
     @app.post(
         "/v1/predict/batch",
@@ -294,7 +310,7 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
             return_image=return_image,
             segmentation=serving.segmentation,
         )
-        return await answer(request, chosen, inputs, route=model is None)
+        return await answer(request, chosen, inputs, ref=model, route_name="/v1/predict/batch")
 
     @app.get(
         "/v1/models",
@@ -345,7 +361,7 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
         credentials: AdminCredentials,
     ) -> Response:
         """Check the registry now and hot-swap the default model if its alias moved."""
-        token = serving.admin_token
+        token = serving.admin_token.get_secret_value() if serving.admin_token else ""
         if not token:
             raise ProblemError(
                 404, "the admin API is disabled: set serving.admin_token", slug="admin-disabled"
@@ -419,7 +435,9 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
         return Response(body, media_type=content_type)
 
     add_card_routes(app, store, settings)  # GET /v1/models/{name}/{version}/card
-    add_explain_routes(app, settings, choose_model)  # POST /v1/explain (torch, lazily)
+    add_feedback_routes(app, feedback, metrics)  # POST /v1/feedback
+    # POST /v1/explain (torch, imported lazily)
+    add_explain_routes(app, settings, services.storage, choose_model)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -433,12 +451,3 @@ def create_app(settings: Settings, store: ModelStore | None = None) -> FastAPI:
             _UiMount("/", app=StaticFiles(directory=UI_DIR, html=True), name="ui")
         )
     return app
-
-
-def create_app_from_env() -> FastAPI:
-    """App factory for worker processes: settings from :data:`SETTINGS_ENV` (else defaults)."""
-    from fmnist.config import load_settings
-
-    raw = os.environ.get(SETTINGS_ENV)
-    settings = Settings.model_validate_json(raw) if raw else load_settings().settings
-    return create_app(settings)

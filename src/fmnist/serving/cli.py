@@ -93,6 +93,7 @@ def serve_command(
     """Serve the champion model over HTTP: API, docs, metrics and the web UI."""
     import uvicorn
 
+    from fmnist.config import settings_json_with_secrets
     from fmnist.serving.app import SETTINGS_ENV, create_app
     from fmnist.serving.model_store import ModelStore
 
@@ -109,7 +110,8 @@ def serve_command(
             f"invalid --log-level {log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
         )
     logging.config.dictConfig(log_config(log_level))
-    store = ModelStore(settings)
+    services = ctx.obj.build_services(settings)
+    store = ModelStore(settings, services.registries)
     model = store.load_default()  # fails with one line when nothing is registered
 
     shown_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(serving.host, serving.host)  # noqa: S104
@@ -129,18 +131,18 @@ def serve_command(
     }
     if serving.workers == 1:
         config = uvicorn.Config(
-            create_app(settings, store), host=serving.host, port=serving.port, **common
+            create_app(services, store), host=serving.host, port=serving.port, **common
         )
         uvicorn.Server(config).run()
         return
 
     from uvicorn.supervisors import Multiprocess
 
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[SETTINGS_ENV] = settings_json_with_secrets(settings)
     store.close()  # each worker loads its own copy (from the local model cache)
     sock = listening_socket(serving.host, serving.port)
     config = uvicorn.Config(
-        "fmnist.serving.app:create_app_from_env",
+        "fmnist.asgi:create_app_from_env",
         factory=True,
         host=serving.host,
         port=serving.port,

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from fastapi import FastAPI, Query, Request
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fmnist import CLASS_NAMES, IMAGE_SIZE
@@ -51,13 +52,17 @@ from fmnist.explain.core import (
     check_method,
 )
 from fmnist.explain.heatmap import heatmap_png
+from fmnist.registry.references import REF_PATTERN
 from fmnist.serving.inputs import MULTIPART, media_type, read_inputs
-from fmnist.serving.model_store import REF_PATTERN, LoadedModel, ModelKey
+from fmnist.serving.model_store import LoadedModel, ModelKey
+from fmnist.serving.predictor import describe
 from fmnist.serving.problems import ProblemError
 from fmnist.serving.schemas import problem_responses, request_body
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from fmnist.platform.storage import Storage
 
 logger = logging.getLogger("fmnist.serving")
 
@@ -77,6 +82,7 @@ class Explained(BaseModel):
         description=f"{IMAGE_SIZE}x{IMAGE_SIZE} attribution of each pixel (rows of the image)"
     )
     heatmap_png: str = Field(description="base64 PNG: the attributions over the input image")
+    request_id: str = Field(description="id of the logged prediction (for POST /v1/feedback)")
 
 
 class ExplainResponse(BaseModel):
@@ -103,11 +109,12 @@ def rounded(attributions: npt.NDArray[np.float32], digits: int = 6) -> list[list
 class ExplainService:
     """PyTorch models of served versions (cached), SHAP backgrounds and the explainer thread."""
 
-    def __init__(self, settings: Settings) -> None:
-        """Nothing is imported or loaded until the first explanation."""
+    def __init__(self, settings: Settings, lake: Storage) -> None:
+        """Nothing is imported or loaded until the first explanation; SHAP's backgrounds come
+        from the snapshots in ``lake``."""
         self.settings = settings.explain
         self.options = ExplainOptions.from_settings(settings.explain)
-        self.lake_url = settings.resolved_lake_url
+        self.lake = lake
         self.cache_size = settings.serving.model_cache_size
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="fmnist-explain")
         self._models: OrderedDict[ModelKey, nn.Module] = OrderedDict()
@@ -156,7 +163,7 @@ class ExplainService:
             from fmnist.explain.faithfulness import training_background
 
             cached = training_background(
-                self.lake_url,
+                self.lake,
                 snapshot_id,
                 self.settings.shap_background_size,
                 seed=self.settings.seed,
@@ -297,12 +304,15 @@ def _json(payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-def add_explain_routes(app: FastAPI, settings: Settings, choose_model: ChooseModel) -> None:
+def add_explain_routes(
+    app: FastAPI, settings: Settings, lake: Storage, choose_model: ChooseModel
+) -> None:
     """Add ``POST /v1/explain`` to ``app``; ``choose_model`` resolves ``?model=`` as predict does.
 
     The explainer thread is stopped when the app shuts down.
     """
-    service = ExplainService(settings)
+    service = ExplainService(settings, lake)
+    min_confidence = settings.serving.min_confidence
     app.state.explainer = service
     registry = app.state.metrics.registry
     outcomes = Counter(
@@ -377,6 +387,10 @@ def add_explain_routes(app: FastAPI, settings: Settings, choose_model: ChooseMod
             ) from None
         outcomes.labels(name, "ok").inc()
         durations.labels(name).observe(result.seconds)
+        # The explained model's own answer is a served prediction too: log it like /v1/predict.
+        logits, probabilities = await run_in_threadpool(chosen.classifier.run, inputs.pixels)
+        predictions, _ = describe(chosen, inputs, logits, probabilities, min_confidence)
+        app.state.recorder.record(request, inputs, predictions, alias=model, route="/v1/explain")
         explanations = []
         for i, class_index in enumerate(result.class_ids.tolist()):
             png = heatmap_png(inputs.pixels[i], result.attributions[i])
@@ -386,6 +400,7 @@ def add_explain_routes(app: FastAPI, settings: Settings, choose_model: ChooseMod
                     "label": chosen.class_names[class_index],
                     "attributions": rounded(result.attributions[i]),
                     "heatmap_png": base64.b64encode(png).decode("ascii"),
+                    "request_id": predictions[i]["request_id"],
                 }
             )
         return _json(

@@ -31,11 +31,11 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from fmnist.errors import InvalidImageError
-from fmnist.serving.preprocess import (
+from fmnist.imaging.model_input import pixels_from_instance
+from fmnist.imaging.preprocess import (
     DEFAULT_SEGMENTATION,
     PreprocessResult,
     Segmentation,
-    pixels_from_instance,
     preprocess_bytes,
 )
 from fmnist.serving.problems import ProblemError

@@ -84,6 +84,30 @@ class ServingMetrics:
             ["outcome"],
             registry=r,
         )
+        self.invalid_inputs = Counter(
+            "fmnist_invalid_inputs",
+            "Rejected prediction requests (4xx; never logged as predictions) by route and kind.",
+            ["route", "kind"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "fmnist_feedback",
+            "Feedback requests by outcome: created, unchanged, conflict, unknown_request, invalid.",
+            ["outcome"],
+            registry=r,
+        )
+        self.live_accuracy = Gauge(
+            "fmnist_live_accuracy",
+            "Accuracy of the labelled predictions (feedback) by model and version.",
+            ["model", "model_version"],
+            registry=r,
+        )
+        self.labelled = Gauge(
+            "fmnist_labelled_predictions",
+            "Predictions with feedback (a label, not 'unknown') by model and version.",
+            ["model", "model_version"],
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[int, str], Any] = {}
 

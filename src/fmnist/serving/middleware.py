@@ -30,6 +30,8 @@ logger = logging.getLogger("fmnist.serving")
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 UNMATCHED = "unmatched"
+PREDICTION_ROUTES = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/explain"})
+"""Routes whose rejected inputs are counted by kind (``fmnist_invalid_inputs_total``)."""
 
 
 def route_label(scope: Scope) -> str:
@@ -78,6 +80,7 @@ class RequestContextMiddleware:
         rid = request_id.decode()
         state = scope.setdefault("state", {})
         state["request_id"] = rid
+        state["started"] = started
         id_header = (b"x-request-id", request_id)
         status = 500
         response_started = False
@@ -131,6 +134,8 @@ class RequestContextMiddleware:
             route = route_label(scope)
             method = scope["method"]
             self.metrics.observe_request(route, method, status, seconds)
+            if 400 <= status < 500 and route in PREDICTION_ROUTES:
+                self.metrics.invalid_inputs.labels(route, state.get("problem", "other")).inc()
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 access_logger.info(
                     "method=%s route=%s status=%d latency_ms=%.2f request_id=%s model_version=%s",

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -29,10 +27,16 @@ import numpy as np
 
 from fmnist.config import Settings
 from fmnist.errors import FmnistError
-from fmnist.serving.unknown import energy_threshold_from_metadata
+from fmnist.evaluation.unknown import energy_threshold_from_metadata
+from fmnist.registry.references import (
+    REF_PATTERN,
+    ModelReferenceError,
+    download_version,
+    resolve_reference,
+)
 
 if TYPE_CHECKING:
-    from fmnist.registry.mlflow_registry import MlflowRegistry, ModelVersionInfo
+    from fmnist.platform.registry import ModelRegistry, ModelVersionInfo, RegistryFactory
     from fmnist.registry.onnx_runtime import OnnxClassifier
 
 logger = logging.getLogger("fmnist.serving")
@@ -44,13 +48,9 @@ META_MIN_CONFIDENCE = "abstention.min_confidence"
 ModelKey = tuple[str, int]
 """(registered model name, version)."""
 
-REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$"
-"""What a ``?model=`` reference may look like: a name, alias or version, or ``NAME@REF``."""
 _REF = re.compile(REF_PATTERN)
-
-
-class ModelNotFoundError(FmnistError):
-    """A ``?model=`` reference names no registered version."""
+ModelNotFoundError = ModelReferenceError
+"""A ``?model=`` reference names no registered version (or is not a valid reference)."""
 
 
 class NoModelError(FmnistError):
@@ -110,9 +110,11 @@ def _is_version(ref: str) -> bool:
 class ModelStore:
     """Resolves model references to loaded models; thread-safe, hot-reloadable."""
 
-    def __init__(self, settings: Settings) -> None:
-        """Prepare the store; nothing is loaded until :meth:`load_default` or :meth:`resolve`."""
+    def __init__(self, settings: Settings, registries: RegistryFactory) -> None:
+        """Prepare the store over the registries ``registries`` builds; nothing is loaded until
+        :meth:`load_default` or :meth:`resolve`."""
         self._settings = settings
+        self._registry_factory = registries
         self.default_name = settings.tracking.registered_model
         self.default_ref = settings.serving.model_ref
         self.cache_size = settings.serving.model_cache_size
@@ -123,7 +125,7 @@ class ModelStore:
         self._refs: dict[str, ModelKey] = {}
         self._lock = threading.Lock()  # guards _default, _loaded and _refs
         self._load_lock = threading.Lock()  # one resolution/download/load at a time
-        self._registries: dict[str, MlflowRegistry] = {}
+        self._registries: dict[str, ModelRegistry] = {}
         self._missing: dict[str, float] = {}  # optional ref -> monotonic time to look again
 
     # ------------------------------------------------------------------ fast path
@@ -158,15 +160,12 @@ class ModelStore:
         return ([default] if default is not None else []) + others
 
     # ------------------------------------------------------------------ slow path (blocking)
-    def registry(self, name: str | None = None) -> MlflowRegistry:
+    def registry(self, name: str | None = None) -> ModelRegistry:
         """The registry client bound to registered model ``name`` (default: the default)."""
         name = name or self.default_name
         registry = self._registries.get(name)
         if registry is None:
-            from fmnist.registry.mlflow_registry import MlflowRegistry
-
-            registry = MlflowRegistry(self._settings)
-            registry.model_name = name
+            registry = self._registry_factory(name)
             if name == self.default_name:  # others are kept once they are known to exist
                 self._registries[name] = registry
         return registry
@@ -214,42 +213,10 @@ class ModelStore:
         return model
 
     def _lookup(self, ref: str) -> ModelVersionInfo:
-        """The registered version ``ref`` names (see the module docstring)."""
-        from fmnist.registry.mlflow_registry import CHAMPION, RegistryError
-
-        if "@" in ref:
-            name, _, version_ref = ref.partition("@")
-            named = self.registry(name)
-            try:
-                info = named.get(version_ref)
-            except RegistryError as exc:
-                raise ModelNotFoundError(
-                    f"model {name!r} has no version or alias {version_ref!r}"
-                ) from exc
-            self._registries.setdefault(name, named)
-            return info
-        try:
-            return self.registry().get(ref)
-        except RegistryError:
-            if _is_version(ref):
-                raise ModelNotFoundError(
-                    f"model {self.default_name!r} has no version {ref}"
-                ) from None
-        other = self.registry(ref)
-        try:
-            info = other.get(CHAMPION)
-        except RegistryError:
-            versions = other.list_versions()
-        else:
-            self._registries.setdefault(ref, other)
-            return info
-        if not versions:
-            raise ModelNotFoundError(
-                f"unknown model {ref!r}: not a version or alias of {self.default_name!r} "
-                "nor a registered model name"
-            )
-        self._registries.setdefault(ref, other)
-        return versions[0]
+        """The registered version ``ref`` names (see :mod:`fmnist.registry.references`)."""
+        registry, info = resolve_reference(self.registry, ref)
+        self._registries.setdefault(registry.model_name, registry)
+        return info
 
     def _get_or_load(self, key: ModelKey) -> LoadedModel:
         model = self._loaded_model(key)
@@ -276,21 +243,7 @@ class ModelStore:
 
     def _download(self, key: ModelKey) -> Path:
         """The version's folder, downloading it atomically (temporary folder, then rename)."""
-        final = self.model_dir(key)
-        if (final / ONNX_FILE).is_file():
-            return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=f".{key[1]}-", dir=final.parent))
-        try:
-            folder = self.registry(key[0]).download(str(key[1]), temp)
-            try:
-                folder.rename(final)
-            except OSError:
-                if not (final / ONNX_FILE).is_file():  # not a concurrent download: a failure
-                    raise
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
-        return final
+        return download_version(self.registry(key[0]), key[1], self.model_dir(key))
 
     def _load(self, key: ModelKey) -> LoadedModel:
         """Download if needed, open an ONNX Runtime session and warm it up."""

@@ -18,12 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 from fmnist.config import ServingSettings
+from fmnist.evaluation.unknown import Verdict, decide
+from fmnist.imaging.model_input import png_bytes
+from fmnist.imaging.preprocess import PreprocessResult
 from fmnist.serving.inputs import ModelInputs
 from fmnist.serving.metrics import ServingMetrics
 from fmnist.serving.microbatch import MicroBatcher
 from fmnist.serving.model_store import LoadedModel
-from fmnist.serving.preprocess import PreprocessResult, png_bytes
-from fmnist.serving.unknown import Verdict, decide
 
 FloatArray = npt.NDArray[np.float32]
 UInt8Array = npt.NDArray[np.uint8]

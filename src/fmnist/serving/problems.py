@@ -112,7 +112,9 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     extensions: Mapping[str, Any] | None = None,
 ) -> ProblemResponse:
-    """A ready-to-send problem details response."""
+    """A ready-to-send problem details response (its slug is kept in the request's state, so
+    the metrics can count rejected inputs by kind)."""
+    scope.setdefault("state", {})["problem"] = slug or _phrase(status).lower().replace(" ", "-")
     body = problem_body(scope, status, detail, slug=slug, title=title, extensions=extensions)
     return ProblemResponse(body, status_code=status, headers=dict(headers or {}))
 

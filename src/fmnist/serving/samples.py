@@ -11,7 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fmnist import CLASS_NAMES
-from fmnist.serving.preprocess import png_bytes
+from fmnist.imaging.model_input import png_bytes
+from fmnist.platform.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,9 @@ class _TestSplit:
 class SampleSource:
     """Loads the test split of the newest snapshot once and draws reproducible samples."""
 
-    def __init__(self, lake_url: str) -> None:
-        """Read from the data lake at ``lake_url`` on first use."""
-        self.lake_url = lake_url
+    def __init__(self, lake: Storage) -> None:
+        """Read from the data lake ``lake`` on first use."""
+        self.lake = lake
         self._split: _TestSplit | None = None
         self._lock = threading.Lock()
 
@@ -35,9 +36,8 @@ class SampleSource:
         with self._lock:
             if self._split is None:
                 from fmnist.data.snapshot import load_snapshot
-                from fmnist.platform.storage import open_storage
 
-                snapshot = load_snapshot(open_storage(self.lake_url))
+                snapshot = load_snapshot(self.lake)
                 images, labels = snapshot.split("test")
                 self._split = _TestSplit(
                     snapshot.snapshot_id, images, labels, snapshot.source_index["test"]

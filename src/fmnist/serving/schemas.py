@@ -48,6 +48,10 @@ class Prediction(BaseModel):
     )
     model_name: str = Field(description="registered model that answered this input")
     model_version: int
+    request_id: str = Field(
+        description="id of this prediction in the prediction log (the request's X-Request-ID, "
+        "with ':<index>' when the request has several): send it to POST /v1/feedback"
+    )
     preprocessing: Preprocessing | None = None
     model_input_png: str | None = Field(
         None, description="base64 28x28 PNG the model saw (with return_image=true)"

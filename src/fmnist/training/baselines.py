@@ -18,7 +18,6 @@ Classical models are tracked in MLflow but not registered for serving: they have
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -31,11 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from fmnist.atomic import atomic_write_text
-from fmnist.config import Settings
 from fmnist.errors import ConfigError
+from fmnist.identity import digest_json
 
 if TYPE_CHECKING:
-    from fmnist.registry.mlflow_registry import MlflowRegistry
+    from fmnist.platform.registry import ModelRegistry, RunRecord
+    from fmnist.platform.services import Services
 
 PUBLISHED_BEST_CLASSICAL_ACCURACY = 0.897
 """SVC (C=10, RBF) in the Fashion-MNIST benchmark of Zalando Research, trained on 60,000."""
@@ -166,7 +166,7 @@ def config_hash(
         "seed": seed,
         "models": n_models,
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return digest_json(identity, length=12)
 
 
 def _fit_within(
@@ -209,27 +209,25 @@ def _fit_within(
     return model, n, fit_s, time.perf_counter() - start, effort
 
 
-def _find_run(registry: MlflowRegistry, config_hash_: str, snapshot_id: str) -> Any | None:
-    runs = registry.client.search_runs(
-        [registry.experiment_id()],
-        filter_string=(
-            f"tags.`fmnist.step` = '{STEP}' and tags.`fmnist.config_hash` = '{config_hash_}' "
-            f"and tags.`fmnist.snapshot_id` = '{snapshot_id}' "
-            "and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
+def _find_run(registry: ModelRegistry, config_hash_: str, snapshot_id: str) -> RunRecord | None:
+    runs = registry.find_runs(
+        {
+            "fmnist.step": STEP,
+            "fmnist.config_hash": config_hash_,
+            "fmnist.snapshot_id": snapshot_id,
+        },
         max_results=10,
     )
-    return next((run for run in runs if "result" in run.data.params), None)
+    return next((run for run in runs if "result" in run.params), None)
 
 
-def _from_run(run: Any) -> BaselineResult:
-    stored = json.loads(run.data.params["result"])
-    return BaselineResult(**(stored | {"run_id": run.info.run_id, "reused": True}))
+def _from_run(run: RunRecord) -> BaselineResult:
+    stored = json.loads(run.params["result"])
+    return BaselineResult(**(stored | {"run_id": run.run_id, "reused": True}))
 
 
 def run_baselines(
-    settings: Settings,
+    services: Services,
     *,
     models: Sequence[str] | None = None,
     max_minutes: float | None = None,
@@ -251,10 +249,9 @@ def run_baselines(
     from threadpoolctl import threadpool_limits
 
     from fmnist.data.snapshot import load_snapshot
-    from fmnist.platform.storage import open_storage
-    from fmnist.registry.mlflow_registry import MlflowRegistry
-    from fmnist.registry.runs import client_run, flatten_params
+    from fmnist.registry.runs import flatten_params
 
+    settings = services.settings
     names = list(models or BASELINES)
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
@@ -262,7 +259,7 @@ def run_baselines(
             f"unknown baseline(s) {', '.join(unknown)}; choose from: {', '.join(BASELINES)}"
         )
     budget_minutes = max_minutes or settings.benchmark.baseline_minutes
-    snapshot = load_snapshot(open_storage(settings.resolved_lake_url), snapshot_id)
+    snapshot = load_snapshot(services.storage, snapshot_id)
     train_images, train_labels = snapshot.split("train")
     if train_subset is not None:
         train_images, train_labels = train_images[:train_subset], train_labels[:train_subset]
@@ -271,7 +268,7 @@ def run_baselines(
     test_images, test_labels = snapshot.split("test")
     x_val, x_test = features(val_images), features(test_images)
 
-    registry = MlflowRegistry(settings)
+    registry = services.registry()
     deadline = time.monotonic() + budget_minutes * 60
     results: list[BaselineResult] = []
     for index, name in enumerate(names):
@@ -288,7 +285,7 @@ def run_baselines(
                 "fmnist.config_hash": digest,
                 "fmnist.snapshot_id": snapshot.snapshot_id,
             }
-            with client_run(registry, f"baseline-{name}-{digest}", tags) as run_id:
+            with registry.open_run(f"baseline-{name}-{digest}", tags) as run_id:
                 with threadpool_limits(limits=threads):
                     model, n, fit_s, total_s, effort = _fit_within(
                         spec, x_train, train_labels, share, seed, threads

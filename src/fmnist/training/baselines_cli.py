@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fmnist.cli import AppContext, console
+from fmnist.cli_support import AppContext, console
 
 if TYPE_CHECKING:
     from fmnist.training.baselines import BaselineResult
@@ -60,7 +60,7 @@ def run(
     path = out or settings.home / "baselines" / "baselines.json"
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     results = run_baselines(
-        settings,
+        app_ctx.services,
         models=names,
         max_minutes=max_minutes,
         train_subset=train_subset,

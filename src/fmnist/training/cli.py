@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fmnist.cli import AppContext, console
+from fmnist.cli_support import AppContext, console
 from fmnist.training.config import PRESETS, make_config
 
 if TYPE_CHECKING:
@@ -73,6 +73,6 @@ def train_command(
         train_subset=train_subset,
     )
     trained = train_and_log(
-        app_ctx.settings, config, snapshot_id=snapshot, resume=resume, show_progress=progress
+        app_ctx.services, config, snapshot_id=snapshot, resume=resume, show_progress=progress
     )
     print_trained(trained)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmnist.errors import ConfigError
+from fmnist.identity import digest_json
 
 
 class AugmentConfig(BaseModel):
@@ -50,7 +50,7 @@ class TrainConfig(BaseModel):
     def config_hash(self) -> str:
         """A short hash of the fields that change the trained model (not threads or budget)."""
         relevant = self.model_dump(exclude={"threads", "max_minutes", "eval_batch_size"})
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+        return digest_json(relevant, length=12)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -124,4 +124,35 @@ def make_config(preset: str = "default", **overrides: Any) -> TrainConfig:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig.model_validate(values)
+
+
+def leaderboard_config(
+    name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainConfig:
+    """The training config of leaderboard model ``name`` (``fmnist benchmark``).
+
+    Its own preset (:data:`LEADERBOARD_PRESETS`) comes first; ``preset`` (for example ``tiny``)
+    then sets every training field, and its ``model_options`` too when it is written for the
+    same architecture (a preset without ``model`` is written for the CNN). ``overrides`` come
+    last; ``None`` values are ignored.
+    """
+    if name not in LEADERBOARD_PRESETS:
+        raise ConfigError(
+            f"{name!r} is not a trained leaderboard model; choose from: "
+            + ", ".join(LEADERBOARD_PRESETS)
+        )
+    values: dict[str, Any] = dict(PRESETS[LEADERBOARD_PRESETS[name]])
+    architecture = values.get("model", "cnn")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        extra = dict(PRESETS[preset])
+        same = extra.pop("model", "cnn") == architecture
+        options = extra.pop("model_options", None)
+        values |= extra
+        if same and options is not None:
+            values["model_options"] = options
+    values |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    values["model"] = architecture
     return TrainConfig.model_validate(values)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from fmnist.config import HpoSettings, Settings
 from fmnist.errors import ConfigError, FmnistError
-from fmnist.registry.runs import client_run, flatten_params, with_registered_model
+from fmnist.registry.runs import flatten_params
 from fmnist.training.config import TrainConfig, make_config
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
     from fmnist.data.snapshot import Snapshot
     from fmnist.evaluation.run import EvaluationOutcome
-    from fmnist.registry.mlflow_registry import MlflowRegistry
+    from fmnist.platform.registry import ModelRegistry
+    from fmnist.platform.services import Services
     from fmnist.training.run import TrainedRun
     from fmnist.training.trainer import EpochRecord, TrainResult
 
@@ -225,7 +226,7 @@ class _Objective:
         self,
         *,
         settings: Settings,
-        registry: MlflowRegistry,
+        registry: ModelRegistry,
         snapshot: Snapshot,
         family: Family,
         base: TrainConfig,
@@ -272,7 +273,7 @@ class _Objective:
         registry = self.registry
         reported: list[int] = []
         result: TrainResult | None = None
-        with client_run(registry, name, tags, self.parent_run_id) as run_id:
+        with registry.open_run(name, tags, self.parent_run_id) as run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
             params = flatten_params(config.model_dump(mode="json"))
             params |= {f"hp.{k}": v for k, v in trial.params.items()}
@@ -313,10 +314,10 @@ class _Objective:
                     on_epoch_end=on_epoch_end,
                 )
             if result is None:
-                registry.client.set_tag(run_id, "optuna.state", "PRUNED")
+                registry.set_run_tag(run_id, "optuna.state", "PRUNED")
                 registry.log_metrics(run_id, {"pruned_at_epoch": reported[-1] if reported else 0})
             else:
-                registry.client.set_tag(run_id, "optuna.state", "COMPLETE")
+                registry.set_run_tag(run_id, "optuna.state", "COMPLETE")
                 registry.log_params(
                     run_id, {"precision_used": result.precision, "parameters": result.parameters}
                 )
@@ -337,7 +338,7 @@ class _Objective:
 
 
 def run_hpo(
-    settings: Settings,
+    services: Services,
     *,
     family: Family = "cnn",
     trials: int = 20,
@@ -364,9 +365,8 @@ def run_hpo(
     import optuna
 
     from fmnist.data.snapshot import load_snapshot
-    from fmnist.platform.storage import open_storage
-    from fmnist.registry.mlflow_registry import MlflowRegistry
 
+    settings = services.settings
     started = time.monotonic()
     base = _base_config(family, preset_base)
     if overrides:
@@ -377,7 +377,7 @@ def run_hpo(
     study_name = study_name or f"fmnist-{family}"
     model_name = model_name or f"hpo-{family}"
     url = storage or settings.resolved_optuna_storage
-    snapshot = load_snapshot(open_storage(settings.resolved_lake_url), snapshot_id)
+    snapshot = load_snapshot(services.storage, snapshot_id)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rdb = open_storage_url(url)
@@ -408,7 +408,7 @@ def run_hpo(
     finished = sum(t.state in finished_states for t in existing)
     to_run = max(trials - finished, 0)
 
-    registry = MlflowRegistry(settings)
+    registry = services.registry()
     budget_s = budget_minutes * 60
     deadline = started + budget_s
     tags = {
@@ -419,7 +419,7 @@ def run_hpo(
     }
     run_name = f"{study_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     before = len(existing)
-    with client_run(registry, run_name, tags) as parent:
+    with registry.open_run(run_name, tags) as parent:
         registry.log_params(
             parent,
             {
@@ -483,7 +483,7 @@ def run_hpo(
                 "search_seconds": time.monotonic() - started,
             },
         )
-        registry.client.set_tag(parent, "fmnist.best_trial", str(best.number))
+        registry.set_run_tag(parent, "fmnist.best_trial", str(best.number))
 
     best_config = TrainConfig.model_validate(best.user_attrs["config"]).model_copy(
         update={"max_minutes": base.max_minutes}
@@ -505,7 +505,7 @@ def run_hpo(
     )
     if retrain:
         outcome.trained, outcome.evaluation = retrain_and_register(
-            settings,
+            services,
             best_config,
             snapshot_id=snapshot.snapshot_id,
             model_name=model_name,
@@ -518,7 +518,7 @@ def run_hpo(
 
 
 def retrain_and_register(
-    settings: Settings,
+    services: Services,
     config: TrainConfig,
     *,
     snapshot_id: str,
@@ -530,16 +530,15 @@ def retrain_and_register(
     """Train ``config`` with full tracking and ONNX export, then evaluate and register it as
     ``model_name`` (promoted to that model's champion only when the gates pass)."""
     from fmnist.evaluation.run import evaluate_and_register
-    from fmnist.registry.mlflow_registry import MlflowRegistry
     from fmnist.training.run import train_and_log
 
-    trained = train_and_log(settings, config, snapshot_id=snapshot_id, show_progress=show_progress)
+    trained = train_and_log(services, config, snapshot_id=snapshot_id, show_progress=show_progress)
     if tags:
-        registry = MlflowRegistry(settings)
+        registry = services.registry()
         for key, value in tags.items():
-            registry.client.set_tag(trained.run_id, key, value)
+            registry.set_run_tag(trained.run_id, key, value)
     evaluation = evaluate_and_register(
-        with_registered_model(settings, model_name), trained.run_id, quantize=quantize
+        services, trained.run_id, model_name=model_name, quantize=quantize
     )
     return trained, evaluation
 

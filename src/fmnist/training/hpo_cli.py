@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fmnist.cli import AppContext, console
+from fmnist.cli_support import AppContext, console
 from fmnist.training.config import PRESETS
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def run(
         raise ConfigError(f"unknown family {family!r}; choose one of: {', '.join(FAMILIES)}")
     app_ctx: AppContext = ctx.obj
     outcome = run_hpo(
-        app_ctx.settings,
+        app_ctx.services,
         family=family,
         trials=trials,
         budget_minutes=budget_minutes,

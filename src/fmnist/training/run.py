@@ -16,8 +16,7 @@ from fmnist.atomic import atomic_write_bytes, atomic_write_text
 from fmnist.config import Settings
 from fmnist.data.snapshot import Snapshot, load_snapshot
 from fmnist.evaluation.calibration import energy_threshold, fit_temperature
-from fmnist.platform.storage import open_storage
-from fmnist.registry.mlflow_registry import MlflowRegistry
+from fmnist.platform.services import Services
 from fmnist.registry.onnx_export import ParityReport, export_onnx_checked
 from fmnist.registry.runs import flatten_params
 from fmnist.runtime_info import git_commit, hardware, package_versions
@@ -73,21 +72,22 @@ def save_weights(path: Path, result: TrainResult, temperature: float) -> Path:
 
 
 def train_and_log(
-    settings: Settings,
+    services: Services,
     config: TrainConfig,
     *,
     snapshot_id: str | None = None,
     resume: bool = False,
     show_progress: bool = True,
 ) -> TrainedRun:
-    """Train ``config`` on a snapshot and record the run in MLflow.
+    """Train ``config`` on a snapshot of the lake and record the run with the tracking port.
 
     Logs parameters, per-epoch metrics, the snapshot id, git commit, package versions, hardware
     and precision; fits the softmax temperature on the validation split; exports ONNX with the
     temperature baked in and a parity check against PyTorch; logs weights, ONNX and history.
     """
-    snapshot: Snapshot = load_snapshot(open_storage(settings.resolved_lake_url), snapshot_id)
-    registry = MlflowRegistry(settings)
+    settings = services.settings
+    snapshot: Snapshot = load_snapshot(services.storage, snapshot_id)
+    registry = services.registry()
     tags = {
         "fmnist.step": "train",
         "fmnist.snapshot_id": snapshot.snapshot_id,

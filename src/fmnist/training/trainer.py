@@ -5,6 +5,11 @@ learning-rate schedule stepped per batch, then an fp32 evaluation of the validat
 checkpoint written after each epoch holds everything needed to continue bit-for-bit (weights,
 optimiser, scheduler, RNG state, history, best weights), so ``resume=True`` ends with the same
 result as an uninterrupted run.
+
+Three hooks extend the loop without a second copy of it (domain adaptation uses them): the
+starting weights (``init_state``), the per-batch loss (``objective``, default: cross-entropy with
+the config's label smoothing) and which weights come back (``keep``: the best epoch's or the
+last epoch's).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +46,17 @@ from fmnist.training.config import TrainConfig
 from fmnist.training.precision import Precision, autocast, resolve_precision, torch_threads
 
 CHECKPOINT_FORMAT = 1
+
+BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""The loss of one training batch, ``(x, y) -> scalar``: ``x`` is normalised, augmented and in the
+trainer's memory format (channels-last unless the config turns it off), ``y`` its labels."""
+
+Objective = Callable[[nn.Module, Precision], BatchLoss]
+"""Builds the :data:`BatchLoss` for the model being trained, once: called after the model is
+built (and ``init_state`` loaded), before the optimiser, with the precision of the run."""
+
+Keep = Literal["best", "last"]
+"""Which weights :func:`train` returns: the best validation epoch's or the final epoch's."""
 
 
 class TrainingInterruptedError(FmnistError):
@@ -129,6 +145,19 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
+def cross_entropy_objective(config: TrainConfig) -> Objective:
+    """The default objective: cross-entropy with ``config.label_smoothing``, under autocast."""
+
+    def build(model: nn.Module, precision: Precision) -> BatchLoss:
+        def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with autocast(precision):
+                return F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+
+        return loss
+
+    return build
+
+
 def _state_bytes(state: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -198,6 +227,9 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
+    objective: Objective | None = None,
+    keep: Keep = "best",
 ) -> TrainResult:
     """Train ``config`` on ``snapshot``'s train split, selecting on its validation split.
 
@@ -208,10 +240,25 @@ def train(
     ``on_epoch_end`` is called with each completed epoch's record after that epoch's
     checkpoint is written; an exception it raises (for example Optuna's ``TrialPruned``)
     stops training and propagates unchanged, leaving the checkpoint of that epoch complete.
+
+    ``init_state`` (weights of the same architecture) is where training starts instead of a
+    fresh initialisation: fine-tuning. ``objective`` replaces the cross-entropy loss (see
+    :data:`Objective`); a resumed run continues bit-for-bit only when the objective keeps no
+    state of its own, and the checkpoint's identity covers only the config and the snapshot.
+    ``keep="last"`` returns the final epoch's weights instead of the best epoch's.
     """
     with torch_threads(config.threads) as threads:
         return _train(
-            config, snapshot, checkpoint_path, resume, show_progress, threads, on_epoch_end
+            config,
+            snapshot,
+            checkpoint_path,
+            resume=resume,
+            show_progress=show_progress,
+            threads=threads,
+            on_epoch_end=on_epoch_end,
+            init_state=init_state,
+            objective=objective or cross_entropy_objective(config),
+            keep=keep,
         )
 
 
@@ -219,10 +266,14 @@ def _train(
     config: TrainConfig,
     snapshot: Snapshot,
     checkpoint_path: Path,
+    *,
     resume: bool,
     show_progress: bool,
     threads: int,
-    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    on_epoch_end: Callable[[EpochRecord], None] | None,
+    init_state: dict[str, torch.Tensor] | None,
+    objective: Objective,
+    keep: Keep,
 ) -> TrainResult:
     precision = resolve_precision(config.precision)
     train_images, train_labels = snapshot.split("train")
@@ -233,6 +284,9 @@ def _train(
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, **config.model_options)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    batch_loss = objective(model, precision)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
     optimizer = build_optimizer(model, config)
@@ -301,9 +355,7 @@ def _train(
                 running = torch.zeros((), dtype=torch.float64)
                 seen = 0
                 for x, y in batches:
-                    x = x.contiguous(memory_format=memory_format)
-                    with autocast(precision):
-                        loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+                    loss = batch_loss(x.contiguous(memory_format=memory_format), y)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     if config.grad_clip is not None:
@@ -360,7 +412,8 @@ def _train(
                 "run again with --resume to continue"
             ) from None
 
-    model.load_state_dict(best_state)
+    if keep == "best":
+        model.load_state_dict(best_state)
     model = model.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(
         model=model,

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
+from fmnist.platform.services import Services
 from fmnist.realworld.adaptation import AdaptOptions
 from fmnist.realworld.mapping import ClassMapping, load_mapping
 from fmnist.realworld.photos import scan_folder
@@ -60,6 +62,7 @@ class PhotoHome:
     """A home with the tiny champion, the tiny adapted photo model and the photo folder."""
 
     settings: Settings
+    services: Services
     env: dict[str, str]
     tiny: TinyModels
     adaptation: AdaptationOutcome
@@ -78,13 +81,14 @@ def photo_home(
     register it as ``fmnist-photos`` (promoted: the accuracy limit is lifted for tiny models)."""
     home = tmp_path_factory.mktemp("photo-home")
     tiny = register_tiny_models(home, raw_subset, mlflow_template_db)
+    services = build_services(tiny.settings)
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if name.startswith("FMNIST_"):
                 mp.delenv(name)
         set_env(mp, tiny.env)
         outcome = adapt_and_register(
-            tiny.settings,
+            services,
             photo_folder,
             mapping,
             make_config("tiny"),
@@ -94,7 +98,7 @@ def photo_home(
             show_progress=False,
         )
     assert outcome.promoted, outcome.reason
-    return PhotoHome(tiny.settings, tiny.env, tiny, outcome, photo_folder)
+    return PhotoHome(tiny.settings, services, tiny.env, tiny, outcome, photo_folder)
 
 
 @pytest.fixture

@@ -9,13 +9,8 @@ import pytest
 from fmnist.realworld.abstention import META_CALIBRATION, META_MIN_CONFIDENCE
 from fmnist.realworld.mapping import ClassMapping
 from fmnist.realworld.photos import training_photos
-from fmnist.realworld.train_photos import (
-    EXPERIMENT,
-    META_SEGMENTATION,
-    PHOTO_MODEL_NAME,
-    tracking_settings,
-)
-from fmnist.registry.mlflow_registry import CHAMPION, MlflowRegistry
+from fmnist.realworld.train_photos import EXPERIMENT, META_SEGMENTATION, PHOTO_MODEL_NAME
+from fmnist.registry.mlflow_registry import CHAMPION
 from fmnist.registry.onnx_runtime import OnnxClassifier
 
 from .conftest import PhotoHome
@@ -24,12 +19,11 @@ from .conftest import PhotoHome
 def test_the_adapted_model_is_registered_under_its_own_name(photo_home: PhotoHome) -> None:
     outcome = photo_home.adaptation
     assert outcome.version is not None and outcome.version.name == PHOTO_MODEL_NAME
-    photos = MlflowRegistry(photo_home.settings)
-    photos.model_name = PHOTO_MODEL_NAME
+    photos = photo_home.services.registry(PHOTO_MODEL_NAME)
     assert photos.get(CHAMPION).version == outcome.version.version
     assert outcome.version.tags["mapping"] == "clothing-small@1"
     # The Fashion-MNIST champion is untouched.
-    default = MlflowRegistry(photo_home.settings).get(CHAMPION)
+    default = photo_home.services.registry().get(CHAMPION)
     assert default.version == photo_home.tiny.versions[0]
 
 
@@ -58,7 +52,7 @@ def test_only_the_training_fold_is_trained_on(photo_home: PhotoHome, mapping: Cl
 
 
 def test_the_run_is_tracked_with_the_mapping(photo_home: PhotoHome, mapping: ClassMapping) -> None:
-    registry = MlflowRegistry(tracking_settings(photo_home.settings))
+    registry = photo_home.services.registry(experiment=EXPERIMENT)
     run_id = photo_home.adaptation.adapted.run_id
     params = registry.run_params(run_id)
     assert params["mapping.sha256"] == mapping.sha256

@@ -11,15 +11,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmnist import cli
+from fmnist import cli, cli_support
+from fmnist.evaluation.unknown import BLANK_FOREGROUND_FRACTION
+from fmnist.imaging.preprocess import preprocess_bytes
 from fmnist.realworld.experiment import HarnessConfig, run_harness
 from fmnist.realworld.mapping import ClassMapping
 from fmnist.realworld.photos import scan_folder
-from fmnist.realworld.train_photos import tracking_settings
-from fmnist.registry.mlflow_registry import MlflowRegistry
+from fmnist.realworld.train_photos import EXPERIMENT
 from fmnist.registry.onnx_runtime import OnnxClassifier
-from fmnist.serving.preprocess import preprocess_bytes
-from fmnist.serving.unknown import BLANK_FOREGROUND_FRACTION
 
 from .conftest import MAPPING, PhotoHome
 
@@ -28,7 +27,7 @@ def test_the_report_agrees_with_an_independent_count(
     photo_home: PhotoHome, mapping: ClassMapping
 ) -> None:
     result = run_harness(
-        photo_home.settings, photo_home.folder, mapping, HarnessConfig(), show_progress=False
+        photo_home.services, photo_home.folder, mapping, HarnessConfig(), show_progress=False
     )
     report = result.report
     photos = scan_folder(photo_home.folder, mapping)
@@ -70,7 +69,7 @@ def test_thresholds_with_known_answers(photo_home: PhotoHome, mapping: ClassMapp
     ]
     mappable = np.array([mapping.is_mappable(p.photo_class) for p in photos])
     never = run_harness(
-        photo_home.settings,
+        photo_home.services,
         photo_home.folder,
         mapping,
         HarnessConfig(min_confidence=0.0, no_energy_rule=True),
@@ -80,7 +79,7 @@ def test_thresholds_with_known_answers(photo_home: PhotoHome, mapping: ClassMapp
     assert never["unmappable_abstention"] == pytest.approx(np.mean(np.array(blank)[~mappable]))
     assert never["blank"] == pytest.approx(np.mean(blank))
     always = run_harness(
-        photo_home.settings,
+        photo_home.services,
         photo_home.folder,
         mapping,
         HarnessConfig(min_confidence=0.0, energy_threshold=-1e9),
@@ -94,7 +93,7 @@ def test_the_photo_model_and_other_preprocessings(
     photo_home: PhotoHome, mapping: ClassMapping
 ) -> None:
     adapted = run_harness(
-        photo_home.settings,
+        photo_home.services,
         photo_home.folder,
         mapping,
         HarnessConfig(model="fmnist-photos@champion"),
@@ -106,7 +105,7 @@ def test_the_photo_model_and_other_preprocessings(
     assert adapted["abstention"]["min_confidence"] == calibration.min_confidence
     assert adapted["abstention"]["source"] == "model"
     naive = run_harness(
-        photo_home.settings,
+        photo_home.services,
         photo_home.folder,
         mapping,
         HarnessConfig(preprocessing="naive", calibrate_on=photo_home.folder),
@@ -120,7 +119,7 @@ def test_the_photo_model_and_other_preprocessings(
 def test_the_command_writes_dated_reports_and_tracks_them(
     photo_env: PhotoHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.console, "width", 240)  # no wrapping in the comparison table
+    monkeypatch.setattr(cli_support.console, "width", 240)  # no wrapping in the comparison table
     runner = CliRunner()
     args = [
         "experiment",
@@ -157,7 +156,7 @@ def test_the_command_writes_dated_reports_and_tracks_them(
     assert "| mappable accuracy |" in markdown and "## Confusion" in markdown
     run_id = re.search(r"MLflow run (\w+)", first.stdout)
     assert run_id is not None
-    registry = MlflowRegistry(tracking_settings(photo_env.settings))
+    registry = photo_env.services.registry(experiment=EXPERIMENT)
     params = registry.run_params(run_id.group(1))
     assert params["mapping.sha256"] == report["mapping"]["sha256"]
     assert params["preprocessing"] == "grabcut"

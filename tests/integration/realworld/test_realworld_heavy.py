@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fmnist.composition import build_services
 from fmnist.data.sources import RawDataset
 from fmnist.realworld.adaptation import AdaptOptions
 from fmnist.realworld.experiment import HarnessConfig, run_harness
@@ -35,9 +36,9 @@ def test_quick_adaptation_comes_close_to_the_targets(
         if name.startswith("FMNIST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("FMNIST_HOME", str(tmp_path / "home"))
-    settings = prepare_home(tmp_path / "home", raw_dataset, mlflow_template_db)
+    services = build_services(prepare_home(tmp_path / "home", raw_dataset, mlflow_template_db))
     outcome = adapt_and_register(
-        settings,
+        services,
         TRAIN,
         mapping,
         make_config("quick", threads=1),
@@ -47,7 +48,7 @@ def test_quick_adaptation_comes_close_to_the_targets(
     assert outcome.baseline is not None  # fine-tuning trained the Fashion-MNIST-only model first
     assert outcome.accuracy_drop_points is not None and outcome.accuracy_drop_points <= 1.0
     report = run_harness(
-        settings,
+        services,
         VALIDATION,
         mapping,
         HarnessConfig(model=str(outcome.adapted.onnx_path)),

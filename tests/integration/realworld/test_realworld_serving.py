@@ -18,8 +18,8 @@ import pytest
 from app_server import running
 from fmnist.config import Settings
 from fmnist.data.snapshot import load_snapshot
-from fmnist.platform.storage import open_storage
-from fmnist.serving.preprocess import png_bytes
+from fmnist.imaging.model_input import png_bytes
+from fmnist.platform.storage import FsspecStorage
 
 from .conftest import PhotoHome
 
@@ -43,7 +43,7 @@ def client(photo_home: PhotoHome) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def fashion_png(photo_home: PhotoHome) -> bytes:
     """A Fashion-MNIST test image as a 28x28 PNG."""
-    snapshot = load_snapshot(open_storage(photo_home.settings.resolved_lake_url), None)
+    snapshot = load_snapshot(FsspecStorage(photo_home.settings.resolved_lake_url), None)
     return png_bytes(snapshot.split("test")[0][0])
 
 

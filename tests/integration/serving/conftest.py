@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from app_server import running
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
-from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION, MlflowRegistry
+from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION
 from tracking_home import register_tiny_models
 
 ADMIN_TOKEN = "test-admin-token"
@@ -43,7 +44,7 @@ def trained(
         tmp_path_factory.mktemp("serving-home"), raw_subset, mlflow_template_db, seeds=(0, 1)
     )
     first, second = tiny.versions
-    registry = MlflowRegistry(tiny.settings)
+    registry = build_services(tiny.settings).registry()
     registry.promote(str(first), reason="serving tests start from version 1")
     registry.set_alias(CHALLENGER, second)
     assert registry.get(CHAMPION).version == first
@@ -52,7 +53,7 @@ def trained(
 
 def restore_registry(trained: Trained, champion: int | None = None) -> None:
     """Make ``champion`` (default: the first version) champion again, the second challenger."""
-    registry = MlflowRegistry(trained.settings)
+    registry = build_services(trained.settings).registry()
     registry.promote(str(champion or trained.first), reason="restore after a test")
     registry.set_alias(CHALLENGER, trained.second)
 

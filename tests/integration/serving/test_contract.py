@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app_server import running
 from fmnist import CLASS_NAMES
 from fmnist.data.snapshot import load_snapshot
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 from fmnist.registry.onnx_runtime import OnnxClassifier
 
 from .conftest import Trained, serving_settings
@@ -40,7 +40,7 @@ PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 @pytest.fixture(scope="module")
 def test_images(trained: Trained) -> np.ndarray:
     """The first 64 test images of the snapshot the models were trained on."""
-    snapshot = load_snapshot(open_storage(trained.settings.resolved_lake_url))
+    snapshot = load_snapshot(FsspecStorage(trained.settings.resolved_lake_url))
     return snapshot.split("test")[0][:64]
 
 

@@ -27,11 +27,11 @@ from typer.testing import CliRunner
 from app_server import running
 from fmnist import CLASS_NAMES
 from fmnist.cli import app as cli_app
+from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.snapshot import load_snapshot
 from fmnist.explain import METHODS, load_served_model
-from fmnist.platform.storage import open_storage
-from fmnist.registry.mlflow_registry import MlflowRegistry
+from fmnist.platform.storage import FsspecStorage
 from fmnist.registry.onnx_runtime import OnnxClassifier, to_model_input
 
 from .conftest import Trained, serving_settings
@@ -72,7 +72,7 @@ def api(explain_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def test_images(trained: Trained) -> np.ndarray:
     """The first 8 test images of the snapshot the models were trained on."""
-    snapshot = load_snapshot(open_storage(trained.settings.resolved_lake_url))
+    snapshot = load_snapshot(FsspecStorage(trained.settings.resolved_lake_url))
     return np.ascontiguousarray(snapshot.split("test")[0][:8])
 
 
@@ -172,7 +172,7 @@ def test_served_pytorch_model_reproduces_the_onnx_file(
     trained: Trained, test_images: np.ndarray, tmp_path: Path
 ) -> None:
     """load_served_model on a registered version: the same predictions as its ONNX file."""
-    folder = MlflowRegistry(trained.settings).download(str(trained.first), tmp_path)
+    folder = build_services(trained.settings).registry().download(str(trained.first), tmp_path)
     model = load_served_model(folder)
     x = to_model_input(test_images)
     with torch.no_grad():
@@ -292,7 +292,7 @@ def test_predict_does_not_import_torch(trained: Trained, test_images: np.ndarray
         "from fmnist.config import Settings\n"
         "from fmnist.serving.app import create_app\n"
         "settings = Settings.model_validate_json(os.environ['SETTINGS'])\n"
-        "with TestClient(create_app(settings)) as client:\n"
+        "with TestClient(create_app(build_services(settings))) as client:\n"
         "    answer = client.post('/v1/predict', json=json.loads(os.environ['BODY']))\n"
         "    assert answer.status_code == 200, answer.text\n"
         "    assert 'torch' not in sys.modules, 'torch imported by /v1/predict'\n"

@@ -21,10 +21,11 @@ from typer.testing import CliRunner
 from app_server import running
 from fmnist import CLASS_NAMES
 from fmnist.cli import app
+from fmnist.composition import build_services
 from fmnist.config import load_settings
 from fmnist.data.snapshot import load_snapshot
 from fmnist.evaluation.explanations import explanation_examples
-from fmnist.platform.storage import open_storage
+from fmnist.platform.storage import FsspecStorage
 from fmnist.registry.mlflow_registry import CHAMPION, MlflowRegistry
 from fmnist.registry.model_cards import ModelCardNotFoundError, fetch_model_card
 from fmnist.registry.onnx_runtime import OnnxClassifier
@@ -79,7 +80,7 @@ def interval(text: str) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def registry(trained: Trained) -> MlflowRegistry:
     """The registry of the session's tiny models."""
-    return MlflowRegistry(trained.settings)
+    return build_services(trained.settings).registry()
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +280,7 @@ def test_a_version_without_a_card_is_a_404(
     with registry.start_run("no card", {"fmnist.step": "test"}) as run_id:
         pass
     source = registry.get(str(trained.first)).source
-    other = MlflowRegistry(trained.settings)
+    other = build_services(trained.settings).registry()
     other.model_name = name
     if not other.list_versions():
         other.client.create_registered_model(name)
@@ -331,7 +332,7 @@ def test_an_empty_registry_is_a_404_and_stays_uncreated(tmp_path: Path) -> None:
 def first_run(trained: Trained, registry: MlflowRegistry) -> tuple[Path, np.ndarray, np.ndarray]:
     """The first version's run folder (weights.pt, model.onnx) and a few test images, labels."""
     run_id = registry.get(str(trained.first)).run_id
-    snapshot = load_snapshot(open_storage(trained.settings.resolved_lake_url))
+    snapshot = load_snapshot(FsspecStorage(trained.settings.resolved_lake_url))
     images, labels = snapshot.split("test")
     return trained.settings.home / "runs" / str(run_id), images[:40], labels[:40]
 

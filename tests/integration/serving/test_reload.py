@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from app_server import running
-from fmnist.registry.mlflow_registry import CHAMPION, MlflowRegistry
+from fmnist.composition import build_services
+from fmnist.registry.mlflow_registry import CHAMPION
 from fmnist.serving.model_store import ModelNotFoundError, ModelStore
 
 from .conftest import ADMIN_TOKEN, Trained, restore_registry, serving_settings
@@ -52,7 +53,7 @@ def test_admin_reload_needs_the_bearer_token(client: httpx.Client) -> None:
 def test_hot_reload_under_concurrent_requests_loses_nothing(
     client: httpx.Client, base_url: str, trained: Trained
 ) -> None:
-    registry = MlflowRegistry(trained.settings)
+    registry = build_services(trained.settings).registry()
     before = served_version(client)
     after = other(trained, before)
     stop = threading.Event()
@@ -109,7 +110,7 @@ def test_hot_reload_under_concurrent_requests_loses_nothing(
 
 
 def test_polling_picks_up_a_new_champion_and_admin_can_be_disabled(trained: Trained) -> None:
-    registry = MlflowRegistry(trained.settings)
+    registry = build_services(trained.settings).registry()
     settings = serving_settings(trained.settings, reload_interval_s=0.2, admin_token=None)
     with running(settings) as url, httpx.Client(base_url=url, trust_env=False) as http:
         disabled = http.post("/v1/admin/reload", headers=AUTH)
@@ -131,8 +132,8 @@ def test_polling_picks_up_a_new_champion_and_admin_can_be_disabled(trained: Trai
 
 def test_store_downloads_once_keeps_an_lru_and_swaps_atomically(trained: Trained) -> None:
     settings = serving_settings(trained.settings, model_cache_size=2)
-    store = ModelStore(settings)
-    registry = MlflowRegistry(settings)
+    store = ModelStore(settings, build_services(settings).registries)
+    registry = build_services(settings).registry()
     champion = registry.get(CHAMPION).version
     default = store.load_default()
     assert default.version == champion

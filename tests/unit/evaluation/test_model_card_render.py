@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,13 +14,12 @@ import pytest
 from fmnist import CLASS_NAMES
 from fmnist.config import EvaluationSettings, GateSettings
 from fmnist.evaluation.calibration import softmax
+from fmnist.evaluation.card_data import CardDetails, CardImage, RealPhotoFigures
 from fmnist.evaluation.gates import apply_gates
 from fmnist.evaluation.metrics import evaluate_logits
 from fmnist.evaluation.model_card import (
     HTML_FILE,
     MARKDOWN_FILE,
-    CardDetails,
-    CardImage,
     model_card_html,
     model_card_markdown,
     write_model_cards,
@@ -182,3 +182,45 @@ def test_write_model_cards_writes_both_files(
     }
     assert paths["model_card"].read_text().startswith("# Model card: fmnist-<classifier>")
     assert paths["model_card_html"].read_text().startswith("<!doctype html>")
+
+
+def _out_of_scope(markdown: str) -> str:
+    return _sections(markdown)["Out-of-scope use"]
+
+
+def test_real_photo_accuracy_is_not_claimed_when_not_measured(
+    card_inputs: dict[str, object],
+) -> None:
+    """No fixed photo figures from another run: the card says so and names the command."""
+    text = _out_of_scope(model_card_markdown(**card_inputs))  # type: ignore[arg-type]
+    assert "Real-photo accuracy: not measured for this version" in text
+    assert "`fmnist experiment real-world PHOTOS --model fmnist-<classifier>@VERSION`" in text
+    assert "bench_photos" not in text and not re.search(r"\d%", text)
+
+
+def test_real_photo_figures_measured_for_the_version_are_shown_with_their_source(
+    card_inputs: dict[str, object],
+) -> None:
+    report = {
+        "preprocessing": "grabcut",
+        "summary": {
+            "mappable_photos": 35,
+            "unmappable_photos": 15,
+            "mappable_accuracy": 0.6,
+            "mappable_wrong_answers": 0.2,
+            "mappable_abstention": 0.1,
+            "unmappable_abstention": None,
+        },
+    }
+    figures = RealPhotoFigures.from_report(report, "experiments/2025-01-02-cnn-v3-grabcut")
+    details = dataclasses.replace(card_inputs["details"], real_photos=figures)  # type: ignore[type-var]
+    inputs = dict(card_inputs, details=details)
+    text = _out_of_scope(model_card_markdown(**inputs))  # type: ignore[arg-type]
+    assert "not measured" not in text
+    assert "Measured for this version by `fmnist experiment real-world`" in text
+    assert "experiments/2025-01-02-cnn-v3-grabcut; grabcut preprocessing" in text
+    assert "of the 35 photos whose garment has a Fashion-MNIST class" in text
+    assert "right for 60.0%" in text and "wrong class for 20.0%" in text
+    assert "declined 10.0%; it declined – of the 15 photos without a class" in text
+    page = model_card_html(**inputs)  # type: ignore[arg-type]
+    assert "experiments/2025-01-02-cnn-v3-grabcut; grabcut preprocessing" in page

@@ -1,4 +1,4 @@
-"""Tests of the numpy image corruptions and the robustness accuracy table."""
+"""Tests of the image corruptions and the robustness accuracy table."""
 
 from __future__ import annotations
 
@@ -81,6 +81,20 @@ def test_rotation_by_zero_is_identity_and_by_90_turns_counter_clockwise(
     assert turned.sum() == 200
 
 
+@pytest.mark.parametrize(("degrees", "turns"), [(90.0, 1), (180.0, 2), (-90.0, -1)])
+def test_rotation_by_right_angles_matches_rot90(degrees: float, turns: int) -> None:
+    image = np.random.default_rng(0).integers(0, 256, size=(28, 28), dtype=np.uint8)
+    turned = rotate(image[None], degrees)[0]
+    np.testing.assert_allclose(turned, np.rot90(image, turns), atol=1)
+
+
+def test_rotation_angles_apply_per_image(blob_images: npt.NDArray[np.uint8]) -> None:
+    angles = np.array([0.0, 90.0, -90.0, 180.0])
+    out = rotate(blob_images, angles)
+    for image, angle, turned in zip(blob_images, angles, out, strict=True):
+        np.testing.assert_allclose(turned, np.rot90(image, int(angle) // 90), atol=1)
+
+
 def test_rotation_keeps_the_centre_of_mass_near_the_image_centre() -> None:
     image = np.zeros((1, 28, 28), dtype=np.uint8)
     image[0, 8:20, 8:20] = 255
@@ -97,6 +111,25 @@ def test_blur_preserves_mass_away_from_edges() -> None:
     assert out[7, 7] == out.max()
     assert abs(int(out.astype(int).sum()) - 255) <= 10
     np.testing.assert_array_equal(out, out.T)  # isotropic
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.0, 1.5])
+def test_blur_preserves_the_mean(blob_images: npt.NDArray[np.uint8], sigma: float) -> None:
+    out = gaussian_blur(blob_images, sigma)
+    assert not np.array_equal(out, blob_images)
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), blob_images.mean(axis=(1, 2)), atol=0.05)
+
+
+def test_blur_replicates_the_edges() -> None:
+    flat = np.full((2, 28, 28), 100, dtype=np.uint8)  # a zero border would darken the edges
+    np.testing.assert_array_equal(gaussian_blur(flat, 1.5), flat)
+
+
+def test_blur_handles_more_images_than_one_opencv_call_takes() -> None:
+    images = np.random.default_rng(0).integers(0, 256, size=(300, 12, 12), dtype=np.uint8)
+    out = gaussian_blur(images, 1.0)
+    for i in (0, 127, 128, 299):
+        np.testing.assert_array_equal(out[i], gaussian_blur(images[i : i + 1], 1.0)[0])
 
 
 def test_unknown_corruption_lists_valid_names(blob_images: npt.NDArray[np.uint8]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fmnist.evaluation.unknown import decide
 from fmnist.realworld.abstention import abstains, calibrate
-from fmnist.serving.unknown import decide
 
 
 def test_calibration_refuses_most_unmappable_within_the_budget() -> None:

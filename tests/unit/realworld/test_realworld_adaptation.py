@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from fmnist import CLASS_NAMES
+from fmnist.data.photo_batch_augment import PhotoBatchAugmentation
+from fmnist.imaging.photo_augment import augment_photo
 from fmnist.realworld.adaptation import (
     AdaptOptions,
     prepare_photo_set,
@@ -19,7 +21,6 @@ from fmnist.realworld.adaptation import (
     uniform_ce,
 )
 from fmnist.realworld.mapping import load_mapping
-from fmnist.realworld.photo_augment import PhotoBatchAugmentation, augment_photo
 from fmnist.realworld.photos import LabelledPhoto, scan_folder
 
 REPO = Path(__file__).resolve().parents[3]

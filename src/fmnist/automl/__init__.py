@@ -1,0 +1,1 @@
+"""AutoML baselines on managed services: Vertex AI AutoML image classification (export, launch)."""

@@ -1,0 +1,1 @@
+"""Monitoring: the durable prediction log, feedback, drift detection, alerts and reports."""
