@@ -60,6 +60,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     (``pytest.importorskip`` and explicit ``pytest.skip`` calls included.)
     """
     report = yield
+    return _fail_skip_in_ci(report)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    """The same for a module skipped as a whole (``allow_module_level``, ``importorskip``)."""
+    report = yield
+    return _fail_skip_in_ci(report)
+
+
+def _fail_skip_in_ci(report):  # type: ignore[no-untyped-def]
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"

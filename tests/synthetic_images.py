@@ -12,8 +12,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
+from data_paths import PHOTOS_ROOT
+
 WORKSPACE = Path(__file__).resolve().parents[1].parent
-PHOTOS = WORKSPACE / "shared/data/clothing-photos"
+PHOTOS = PHOTOS_ROOT
 FASHION_MNIST_DIRS = (
     Path("/usr/share/datasets/fashion-mnist"),
     WORKSPACE / "shared/data/fashion-mnist",

@@ -492,10 +492,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 )
     stream_rows_out = []
     by_name = {f.name: f for f in FAMILIES}
-    for name, intensity in GOAL_CELLS.items():
+    for g, (name, intensity) in enumerate(GOAL_CELLS.items()):
         for size in [s for s in (500, 1000) if s in sizes]:
-            outcomes = [
-                run_stream(bench, by_name[name], intensity, size, args.seed * 7919 + k)
+            outcomes = [  # every stream has its own clean prefix
+                run_stream(bench, by_name[name], intensity, size, args.seed * 7919 + 100 * g + k)
                 for k in range(streams)
             ]
             stream_rows_out.append(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data_paths import PHOTOS_ROOT
+
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's Chromium (``apt-get install chromium``); Playwright's own download is not used."""
 CHROMIUM_ARGS = [
@@ -18,7 +20,7 @@ CHROMIUM_ARGS = [
     "--no-proxy-server",
 ]
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = REPO_ROOT.parent / "shared/data/clothing-photos"
+PHOTOS = PHOTOS_ROOT
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 """Screenshots of every run (not committed)."""
 DOCS_SCREENSHOT = REPO_ROOT / "docs/images/ui.png"

@@ -19,6 +19,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from data_paths import missing
+
 from .support import ARTIFACTS, CHROMIUM, DOCS_SCREENSHOT, PHOTOS
 
 pytest.importorskip(
@@ -49,7 +51,7 @@ def pants_photo() -> Path:
     folder = PHOTOS / "validation/pants"
     photos = sorted(folder.glob("*.jpg"))
     if not photos:
-        pytest.skip(f"no clothing photos in {folder}")
+        missing(f"no clothing photos in {folder} (set FMNIST_PHOTOS_DIR)")
     return photos[0]
 
 

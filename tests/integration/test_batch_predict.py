@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from data_paths import PHOTOS_VALIDATION, require_dir
 from fmnist.batch.errors import BatchInputError, BatchJobError
 from fmnist.batch.model import BatchModel, load_onnx_model
 from fmnist.batch.readers import open_input
@@ -37,7 +38,7 @@ from fmnist.registry.mlflow_registry import CHAMPION
 from fmnist.registry.onnx_runtime import OnnxClassifier
 from tracking_home import register_tiny_models
 
-PHOTOS = Path(__file__).resolve().parents[2].parent / "shared/data/clothing-photos/validation"
+PHOTOS = PHOTOS_VALIDATION
 MIN_CONFIDENCE = 0.5
 
 
@@ -236,8 +237,8 @@ def test_parquet_list_column(model: BatchModel, tmp_path: Path, test_images: np.
         assert table.column(column).equals(expected.column(column)), column
 
 
-@pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"no photos at {PHOTOS}")
 def test_photo_folder_with_a_corrupt_file(registered: Registered, tmp_path: Path) -> None:
+    require_dir(PHOTOS)
     folder = tmp_path / "photos"
     for cls in ("dress", "pants", "shoes", "hat"):
         (folder / cls).mkdir(parents=True)

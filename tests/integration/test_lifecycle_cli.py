@@ -37,7 +37,7 @@ def test_pipeline_then_train_and_strict_evaluate(
     assert result.exit_code == 1, result.output
     assert "gates failed" in result.output
 
-    versions = build_services(load_settings().registry().settings).list_versions()
+    versions = build_services(load_settings().settings).registry().list_versions()
     assert [v.version for v in versions] == [2, 1]
     assert all(v.tags["gate.passed"] == "false" for v in versions)
     assert versions[0].aliases == ("challenger",)

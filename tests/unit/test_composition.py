@@ -119,7 +119,6 @@ def test_unavailable_cloud_adapters_fail_with_instructions(tmp_path: Path) -> No
 
 
 def test_gcs_lake_without_gcsfs_names_the_extra(tmp_path: Path) -> None:
-    pytest.importorskip("fmnist")  # the package itself; gcsfs is deliberately not installed
     import importlib.util
 
     if importlib.util.find_spec("gcsfs") is not None:

@@ -17,12 +17,7 @@ from typer.testing import CliRunner
 
 import fmnist.data.snapshot as snapshot_module
 from fmnist import CLASS_NAMES
-from fmnist.cli import app
-from fmnist.composition import build_services
-from fmnist.data.snapshot import Manifest, Snapshot
-from fmnist.errors import ConfigError
 from fmnist.automl import vertex as vertex_automl
-from fmnist.platform.storage import Storage
 from fmnist.automl.vertex import (
     VERTEX_LABELS,
     AutomlError,
@@ -32,6 +27,11 @@ from fmnist.automl.vertex import (
     read_import_csv,
     vertex_label,
 )
+from fmnist.cli import app
+from fmnist.composition import build_services
+from fmnist.data.snapshot import Manifest, Snapshot
+from fmnist.errors import ConfigError
+from fmnist.platform.storage import Storage
 
 COUNTS = {"train": 30, "val": 10, "test": 20}
 AIPLATFORM = "google.cloud.aiplatform"

@@ -55,6 +55,7 @@ from fmnist.serving.model_store import (
     ModelStore,
     ReloadResult,
 )
+from fmnist.serving.monitoring_routes import add_monitoring_routes
 from fmnist.serving.predictor import Predictor
 from fmnist.serving.problems import ProblemError, install_problem_handlers
 from fmnist.serving.recording import PredictionRecorder
@@ -436,6 +437,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
 
     add_card_routes(app, store, settings)  # GET /v1/models/{name}/{version}/card
     add_feedback_routes(app, feedback, metrics)  # POST /v1/feedback
+    add_monitoring_routes(app, settings)  # GET /v1/monitoring/summary, /v1/monitoring/report
     # POST /v1/explain (torch, imported lazily)
     add_explain_routes(app, settings, services.storage, choose_model)
 

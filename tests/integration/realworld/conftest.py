@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from data_paths import PHOTOS_TRAIN, require_dir
 from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
@@ -29,7 +30,7 @@ from tracking_home import TinyModels, register_tiny_models, set_env
 
 REPO = Path(__file__).resolve().parents[3]
 MAPPING = REPO / "config/real-world/clothing-small.yaml"
-TRAIN = REPO.parent / "shared/data/clothing-photos/train"
+TRAIN = PHOTOS_TRAIN
 TRAINING_FOLD_PER_CLASS = 3
 CALIBRATION_FOLD_PER_CLASS = 2
 
@@ -43,8 +44,7 @@ def mapping() -> ClassMapping:
 @pytest.fixture(scope="session")
 def photo_folder(tmp_path_factory: pytest.TempPathFactory, mapping: ClassMapping) -> Path:
     """A small labelled folder of real photos (see the module docstring)."""
-    if not TRAIN.is_dir():
-        pytest.skip(f"clothing photos not found at {TRAIN} (see ../shared/README.md)")
+    require_dir(TRAIN)
     root = tmp_path_factory.mktemp("photos") / "train"
     counts: dict[tuple[str, bool], int] = {}
     for photo in scan_folder(TRAIN, mapping):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from data_paths import require_dir
 from fmnist.composition import build_services
 from fmnist.data.sources import RawDataset
 from fmnist.realworld.adaptation import AdaptOptions
@@ -30,8 +31,7 @@ def test_quick_adaptation_comes_close_to_the_targets(
     mapping: ClassMapping,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if not VALIDATION.is_dir():
-        pytest.skip(f"clothing photos not found at {VALIDATION}")
+    require_dir(VALIDATION)
     for name in list(os.environ):
         if name.startswith("FMNIST_"):
             monkeypatch.delenv(name)

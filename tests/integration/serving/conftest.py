@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from app_server import running
+from data_paths import PHOTOS_VALIDATION, require_dir
 from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
@@ -23,7 +24,7 @@ from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION
 from tracking_home import register_tiny_models
 
 ADMIN_TOKEN = "test-admin-token"
-PHOTOS = Path(__file__).resolve().parents[3].parent / "shared/data/clothing-photos/validation"
+PHOTOS = PHOTOS_VALIDATION
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def serving_settings(base: Settings, **serving: Any) -> Settings:
         "gc_freeze": False,  # a test process is not a server: keep its collector as it is
         **serving,
     }
-    updated = base.serving.model_copy(update=options)
+    updated = type(base.serving).model_validate(base.serving.model_dump() | options)
     return base.model_copy(update={"serving": updated})
 
 
@@ -90,6 +91,5 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def jpeg_bytes() -> bytes:
     """A real photo of trousers (JPEG)."""
-    if not PHOTOS.is_dir():
-        pytest.skip(f"clothing photos not found at {PHOTOS}")
+    require_dir(PHOTOS)
     return sorted((PHOTOS / "pants").glob("*.jpg"))[0].read_bytes()

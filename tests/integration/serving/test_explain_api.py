@@ -28,6 +28,7 @@ from app_server import running
 from fmnist import CLASS_NAMES
 from fmnist.cli import app as cli_app
 from fmnist.composition import build_services
+from fmnist.config import settings_json_with_secrets
 from fmnist.config import Settings
 from fmnist.data.snapshot import load_snapshot
 from fmnist.explain import METHODS, load_served_model
@@ -100,7 +101,7 @@ def check_explanations(response: httpx.Response, count: int, method: str) -> lis
     assert response.headers["x-model-version"] == str(body["model_version"])
     assert len(body["explanations"]) == count
     for item in body["explanations"]:
-        assert set(item) == {"class_id", "label", "attributions", "heatmap_png"}
+        assert set(item) == {"class_id", "label", "attributions", "heatmap_png", "request_id"}
         assert item["label"] == CLASS_NAMES[item["class_id"]]
         maps = np.asarray(item["attributions"], dtype=np.float64)
         assert maps.shape == (28, 28) and np.isfinite(maps).all() and np.abs(maps).max() > 0
@@ -289,6 +290,7 @@ def test_predict_does_not_import_torch(trained: Trained, test_images: np.ndarray
     code = (
         "import json, os, sys\n"
         "from fastapi.testclient import TestClient\n"
+        "from fmnist.composition import build_services\n"
         "from fmnist.config import Settings\n"
         "from fmnist.serving.app import create_app\n"
         "settings = Settings.model_validate_json(os.environ['SETTINGS'])\n"
@@ -302,7 +304,7 @@ def test_predict_does_not_import_torch(trained: Trained, test_images: np.ndarray
     )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FMNIST_")},
-        "SETTINGS": serving_settings(trained.settings).model_dump_json(),
+        "SETTINGS": settings_json_with_secrets(serving_settings(trained.settings)),
         "BODY": json.dumps({"instances": test_images[:1].tolist()}),
     }
     result = subprocess.run(

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from data_paths import require_dir
 from fmnist.imaging.decode import decode_image
 from fmnist.imaging.preprocess import PreprocessResult, preprocess_bytes, preprocess_image
 from synthetic_images import (
@@ -36,9 +37,7 @@ def centre_offset(pixels: npt.NDArray[np.uint8]) -> float:
 @pytest.fixture(scope="module")
 def photo_results() -> list[tuple[Path, PreprocessResult]]:
     """The first two validation photos of every class, preprocessed."""
-    root = PHOTOS / "validation"
-    if not root.is_dir():
-        pytest.skip(f"clothing photos not found at {root} (see ../shared/README.md)")
+    root = require_dir(PHOTOS / "validation")
     files = [f for d in sorted(root.iterdir()) for f in sorted(d.glob("*.jpg"))[:2]]
     return [(f, preprocess_bytes(f.read_bytes())) for f in files]
 

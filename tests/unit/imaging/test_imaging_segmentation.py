@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import io
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from data_paths import PHOTOS_TRAIN, require_dir
 from fmnist.imaging.masks import keep_components
 from fmnist.imaging.preprocess import preprocess_bytes, preprocess_image
 from fmnist.imaging.segmentation import refine_mask
 
-TRAIN = Path(__file__).resolve().parents[3].parent / "shared/data/clothing-photos/train"
+TRAIN = PHOTOS_TRAIN
 HAND_CHECKED: dict[str, tuple[int, int, int, int]] = {
     "t-shirt/c5b49a04-f4c8-46bd-ab2c-ccc65a1b6308.jpg": (140, 15, 555, 400),
     "pants/d7b371d1-0d06-4c06-9e51-70054e8dc72d.jpg": (3, 80, 395, 505),
@@ -45,8 +45,7 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 @pytest.fixture(scope="module")
 def photos() -> dict[str, bytes]:
     """The hand-checked photos' bytes."""
-    if not TRAIN.is_dir():
-        pytest.skip(f"clothing photos not found at {TRAIN}")
+    require_dir(TRAIN)
     return {key: (TRAIN / key).read_bytes() for key in HAND_CHECKED}
 
 

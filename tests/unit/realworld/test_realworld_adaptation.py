@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from data_paths import PHOTOS_TRAIN, require_dir
 from fmnist import CLASS_NAMES
 from fmnist.data.photo_batch_augment import PhotoBatchAugmentation
 from fmnist.imaging.photo_augment import augment_photo
@@ -25,7 +26,7 @@ from fmnist.realworld.photos import LabelledPhoto, scan_folder
 
 REPO = Path(__file__).resolve().parents[3]
 MAPPING = REPO / "config/real-world/clothing-small.yaml"
-TRAIN = REPO.parent / "shared/data/clothing-photos/train"
+TRAIN = PHOTOS_TRAIN
 
 
 def test_set_nll_is_cross_entropy_for_one_class_and_log_of_the_set_sum_otherwise() -> None:
@@ -87,8 +88,7 @@ def test_target_matrix_follows_the_mapping(tmp_path: Path) -> None:
 
 
 def test_photo_set_of_real_photos_is_cached(tmp_path: Path) -> None:
-    if not TRAIN.is_dir():
-        pytest.skip(f"clothing photos not found at {TRAIN}")
+    require_dir(TRAIN)
     mapping = load_mapping(MAPPING)
     photos = [p for p in scan_folder(TRAIN, mapping) if p.photo_class in ("pants", "hat")][::60]
     options = AdaptOptions(variants=2)

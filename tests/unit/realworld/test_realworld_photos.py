@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from data_paths import PHOTOS_ROOT, require_dir
 from fmnist import cli
 from fmnist.realworld.mapping import load_mapping
 from fmnist.realworld.photos import (
@@ -21,16 +22,13 @@ from fmnist.realworld.photos import (
 
 REPO = Path(__file__).resolve().parents[3]
 MAPPING = REPO / "config/real-world/clothing-small.yaml"
-PHOTOS = REPO.parent / "shared/data/clothing-photos"
+PHOTOS = PHOTOS_ROOT
 
 
 @pytest.fixture(scope="module")
 def train_dir() -> Path:
     """The real training photos (../shared, see ../shared/README.md)."""
-    root = PHOTOS / "train"
-    if not root.is_dir():
-        pytest.skip(f"clothing photos not found at {root}")
-    return root
+    return require_dir(PHOTOS / "train")
 
 
 def test_the_real_training_folder_scans_with_the_mapping(train_dir: Path) -> None:
@@ -107,7 +105,6 @@ def test_empty_and_missing_folders_are_errors(tmp_path: Path) -> None:
 
 def test_a_dataset_root_gets_a_hint_to_pick_a_split() -> None:
     mapping = load_mapping(MAPPING)
-    if not PHOTOS.is_dir():
-        pytest.skip("clothing photos not found")
+    require_dir(PHOTOS)
     with pytest.raises(Exception, match="looks like a dataset with splits train, validation"):
         scan_folder(PHOTOS, mapping)

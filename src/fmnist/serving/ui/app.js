@@ -1,5 +1,8 @@
 // The fmnist web UI: upload a photo or pick a Fashion-MNIST test image, show the answer.
-// Plain ES module, no dependencies. API paths are relative so the UI works behind a prefix.
+// Plain ES modules, no dependencies. API paths are relative so the UI works behind a prefix.
+
+import { api } from "./api.js";
+import { setupFeedback } from "./feedback.js";
 
 /** Fashion-MNIST class names by class id (same order as fmnist.CLASS_NAMES). */
 export const CLASS_NAMES = [
@@ -47,35 +50,6 @@ let originalUrl = null;
 let lastInput = null; // { blob, filename, payload } of the prediction on screen
 let explaining = null; // AbortController of the explanation in flight
 let pending = null; // AbortController of the request in flight
-
-/** A problem-details error (RFC 9457) or a network failure, ready to show. */
-class ApiError extends Error {
-  constructor(title, detail, status = 0) {
-    super(detail || title);
-    this.title = title;
-    this.detail = detail;
-    this.status = status;
-  }
-}
-
-/** fetch() that returns parsed JSON or throws an ApiError carrying the problem's detail. */
-async function api(path, options = {}) {
-  let response;
-  try {
-    response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
-  } catch (err) {
-    if (err.name === "AbortError") throw err;
-    throw new ApiError("The service could not be reached", String(err.message || err));
-  }
-  const type = response.headers.get("content-type") || "";
-  const body = type.includes("json") ? await response.json().catch(() => null) : null;
-  if (!response.ok) {
-    const title = body?.title || `${response.status} ${response.statusText}`.trim();
-    const detail = body?.detail || (body ? "" : await response.text().catch(() => ""));
-    throw new ApiError(title, detail, response.status);
-  }
-  return body;
-}
 
 const percent = (p) => `${(100 * p).toFixed(1)}%`;
 
