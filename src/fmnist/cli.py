@@ -118,6 +118,7 @@ def config_show(
 
 
 def _register_subcommands() -> None:
+    from fmnist.automl.cli import automl_app
     from fmnist.batch.cli import predict_app
     from fmnist.data.cli import data_app
     from fmnist.evaluation.cli import evaluate_command
@@ -125,7 +126,6 @@ def _register_subcommands() -> None:
     from fmnist.monitoring.cli import monitor_app
     from fmnist.pipelines.cli import pipeline_app
     from fmnist.pipelines.leaderboard_cli import benchmark_command
-    from fmnist.automl.cli import automl_app
     from fmnist.realworld.cli import experiment_app
     from fmnist.registry.cli import models_app
     from fmnist.serving.cli import serve_command

@@ -32,8 +32,8 @@ def export_vertex(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Upload threads.")] = 16,
 ) -> None:
     """Write a snapshot as PNG files and a Vertex AI import CSV (ML_USE,GCS_PATH,LABEL)."""
-    from fmnist.data.snapshot import load_snapshot
     from fmnist.automl.vertex import export_snapshot
+    from fmnist.data.snapshot import load_snapshot
 
     app_ctx: AppContext = ctx.obj
     services = app_ctx.services
@@ -82,8 +82,8 @@ def launch_command(
     Needs google-cloud-aiplatform (pip install google-cloud-aiplatform) unless --dry-run.
     Training is billed per node hour (8 node hours: about $28): see docs/automl.md.
     """
-    from fmnist.errors import ConfigError
     from fmnist.automl.vertex import build_job_spec, launch
+    from fmnist.errors import ConfigError
 
     app_ctx: AppContext = ctx.obj
     gcp = app_ctx.settings.gcp

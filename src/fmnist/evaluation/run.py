@@ -19,7 +19,7 @@ import numpy.typing as npt
 from fmnist import CLASS_NAMES
 from fmnist.atomic import atomic_write_text
 from fmnist.config import Settings
-from fmnist.data.snapshot import load_snapshot
+from fmnist.data.snapshot import Snapshot, load_snapshot
 from fmnist.errors import QuantizationError
 from fmnist.evaluation.calibration import softmax
 from fmnist.evaluation.gates import GateDecision, apply_gates
@@ -66,6 +66,27 @@ def _run_files(registry: ModelRegistry, settings: Settings, run_id: str) -> Path
         return local
     downloaded = registry.download_run_artifacts(run_id, "training", local.parent / f"{run_id}-dl")
     return downloaded
+
+
+def _drift_reference(
+    settings: Settings, onnx_path: Path, snapshot: Snapshot, out: Path
+) -> dict[str, Path]:
+    """The drift monitor's reference for this version (softmax outputs, embeddings and input
+    statistics on the validation split), saved with the evaluation artifacts."""
+    from fmnist.evaluation.drift_reference import compute_reference, save_reference
+
+    images, labels = snapshot.split("val")
+    drift = settings.drift
+    reference = compute_reference(
+        onnx_path,
+        images,
+        labels,
+        pca_dims=drift.pca_dims,
+        max_rows=drift.reference_size,
+        seed=drift.seed,
+    )
+    npz, meta = save_reference(reference, out)
+    return {"drift_reference": npz, "drift_reference_meta": meta}
 
 
 def _champion_correct(
@@ -154,6 +175,7 @@ def evaluate_and_register(
         data_source=snapshot.manifest.source,
     )
     artifacts |= responsible.artifacts
+    artifacts |= _drift_reference(settings, onnx_path, snapshot, out)
 
     quantization: QuantizationReport | None = None
     int8_path = files / "model.int8.onnx"

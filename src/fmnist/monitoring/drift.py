@@ -1,7 +1,7 @@
 """Label-free drift detection: a window of traffic against a model version's reference.
 
 :func:`window_features` runs the window's 28x28 inputs through the reference's own ONNX model
-(:class:`~fmnist.monitoring.embedding.OnnxEmbedder`) exactly as the reference was computed,
+(:class:`~fmnist.registry.onnx_embedding.OnnxEmbedder`) exactly as the reference was computed,
 and :func:`detect_drift` applies the tests of :mod:`fmnist.monitoring.drift_tests`:
 
 (a) ``bbsd_ks``: per-class KS on the softmax outputs, Bonferroni over classes;
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
+from fmnist.evaluation.drift_reference import Reference, confidence_entropy, input_statistics
 from fmnist.monitoring.drift_tests import (
     TestResult,
     accuracy_test,
@@ -39,11 +40,10 @@ from fmnist.monitoring.drift_tests import (
     prediction_shift,
     proportion_test,
 )
-from fmnist.monitoring.reference import Reference, confidence_entropy, input_statistics
 
 if TYPE_CHECKING:
     from fmnist.config import DriftSettings
-    from fmnist.monitoring.embedding import OnnxEmbedder
+    from fmnist.registry.onnx_embedding import OnnxEmbedder
 
 FloatArray = npt.NDArray[np.float32]
 PHOTO_KIND = "photo"

@@ -83,11 +83,20 @@ class LogDatabase:
         """The process's write connection, held against this process's other threads and
         against other processes using this class; reopened after a fork."""
         with self._write_lock:
-            if self._writer_conn is None or self._writer_pid != os.getpid():
+            fresh = self._writer_conn is None or self._writer_pid != os.getpid()
+            if fresh:
                 self._lock_fd = os.open(f"{self.path}.writelock", os.O_RDWR | os.O_CREAT, 0o644)
-                self._writer_conn = self._connect()
-                self._writer_pid = os.getpid()
+            # Locked before connecting: a new file's switch to WAL mode must not race another
+            # process doing the same.
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            if fresh:
+                try:
+                    self._writer_conn = self._connect()
+                except BaseException:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    raise
+                self._writer_pid = os.getpid()
+            assert self._writer_conn is not None
             try:
                 yield self._writer_conn
             finally:

@@ -19,21 +19,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fmnist.monitoring.errors import MonitoringError
-from fmnist.monitoring.reference import (
+from fmnist.evaluation.drift_reference import (
     REFERENCE_FILES,
     Reference,
     compute_reference,
     load_reference,
     save_reference,
 )
+from fmnist.monitoring.errors import MonitoringError
 
 if TYPE_CHECKING:
     from fmnist.config import Settings
     from fmnist.monitoring.drift import DriftResult, Window, WindowFeatures
-    from fmnist.monitoring.embedding import OnnxEmbedder
     from fmnist.monitoring.prediction_log import PredictionLog
     from fmnist.platform.services import Services
+    from fmnist.registry.onnx_embedding import OnnxEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def resolve_target(
     With ``reference_dir`` the reference is read from that folder and the model is its
     ``model.onnx`` when present, else the registered version's.
     """
-    from fmnist.monitoring.embedding import OnnxEmbedder
+    from fmnist.registry.onnx_embedding import OnnxEmbedder
 
     settings = services.settings
     drift = settings.drift

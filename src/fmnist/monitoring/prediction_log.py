@@ -316,16 +316,21 @@ def open_prediction_log(settings: Settings, *, create: bool = True) -> Predictio
     """The prediction log the settings describe (``monitoring.*``).
 
     With ``create=False`` a missing log file raises :class:`MonitoringError` instead of being
-    created (commands that only read use it).
+    created (commands that only read use it). The API's journals are replayed into it first
+    (:func:`~fmnist.monitoring.journal.replay_journals`), so every acknowledged record is there.
     """
     db, segments = default_paths(settings)
     if not create and not db.exists():
         raise MonitoringError(f"no prediction log at {db} (set monitoring.log_path or FMNIST_HOME)")
+    from fmnist.monitoring.journal import replay_journals
+
     config = settings.monitoring
-    return PredictionLog(
+    log = PredictionLog(
         db,
         segments,
         fsync=config.fsync,
         busy_timeout_ms=config.busy_timeout_ms,
         segment_rows=config.compaction_segment_rows,
     )
+    replay_journals(log)
+    return log

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fmnist.atomic import atomic_write_text
-from fmnist.monitoring.reference import confidence_entropy
+from fmnist.evaluation.drift_reference import confidence_entropy
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fmnist.evaluation.drift_reference import Reference
     from fmnist.monitoring.drift import DriftResult, WindowFeatures
-    from fmnist.monitoring.reference import Reference
 
 REPORTS_DIR = Path("monitoring") / "reports"
 """Where reports go, relative to ``home``."""

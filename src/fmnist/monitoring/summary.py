@@ -4,7 +4,8 @@
 and numpy: no Python loop per row), the live accuracy of the feedback in that window, the
 newest drift report folder (``<home>/monitoring/reports/<UTC timestamp>/drift.json``, see
 :mod:`fmnist.monitoring.report`) and the alert state file, and returns one JSON-ready
-:class:`MonitoringSummary`. It writes nothing.
+:class:`MonitoringSummary`. It writes nothing (beyond what reading the alert state does: an
+unreadable state file is set aside by :mod:`~fmnist.monitoring.alert_state`).
 
 The window is ``hours`` long and ends at the first bucket boundary after ``now`` (hourly buckets
 for the default 24 hours start on the hour). When the traffic falls into fewer than

@@ -184,6 +184,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             # be traversed by every full collection: 50-150 ms pauses under load.
             gc.collect()
             gc.freeze()
+        recorder.start()
         poller = None
         if serving.reload_interval_s > 0:
             poller = asyncio.create_task(poll_registry(serving.reload_interval_s))
@@ -195,6 +196,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
             await predictor.close()
+            recorder.close()
             executor.shutdown(wait=False)
 
     app = FastAPI(

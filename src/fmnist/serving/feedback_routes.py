@@ -24,6 +24,7 @@ from fmnist.monitoring.errors import (
     InvalidFeedbackError,
     UnknownRequestError,
 )
+from fmnist.monitoring.journal import replay_journals
 from fmnist.serving.problems import ProblemError
 from fmnist.serving.schemas import problem_responses
 
@@ -83,7 +84,13 @@ def add_feedback_routes(
 
     def store(body: FeedbackRequest) -> tuple[str, str | None]:
         assert feedback is not None
-        outcome = feedback.record(body.request_id, body.label, body.unknown)
+        try:
+            outcome = feedback.record(body.request_id, body.label, body.unknown)
+        except UnknownRequestError:
+            # The prediction may still be in a server process's journal (moved into the log
+            # within a fraction of a second): replay the journals, then look once more.
+            replay_journals(feedback.log)
+            outcome = feedback.record(body.request_id, body.label, body.unknown)
         stored = feedback.log.get(body.request_id)
         model_name = stored.model_name if stored is not None else None
         if outcome == "created" and model_name is not None:

@@ -67,6 +67,9 @@ def add_monitoring_routes(app: FastAPI, settings: Settings) -> None:
             raise ProblemError(
                 503, "the prediction log is off (monitoring.log_enabled)", slug="log-disabled"
             )
+        journal = request.app.state.recorder.journal
+        if journal is not None:  # this process's newest predictions, not yet moved
+            await run_in_threadpool(journal.flush)
         try:
             summary = await run_in_threadpool(
                 build_summary, log, request.app.state.feedback, settings, hours=hours

@@ -19,10 +19,10 @@ from fmnist.composition import build_services
 from fmnist.config import load_settings
 from fmnist.data.snapshot import load_snapshot
 from fmnist.data.sources import RawDataset
+from fmnist.evaluation.drift_reference import REFERENCE_FILES, compute_reference, save_reference
 from fmnist.monitoring.monitor import REFERENCE_ARTIFACT_DIR, resolve_target
 from fmnist.monitoring.prediction_log import open_prediction_log
 from fmnist.monitoring.records import PredictionRecord
-from fmnist.monitoring.reference import REFERENCE_FILES, compute_reference, save_reference
 from fmnist.platform.services import Services
 from fmnist.registry.onnx_runtime import OnnxClassifier
 from tracking_home import TinyModels, register_tiny_models, set_env

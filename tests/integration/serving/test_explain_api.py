@@ -28,8 +28,7 @@ from app_server import running
 from fmnist import CLASS_NAMES
 from fmnist.cli import app as cli_app
 from fmnist.composition import build_services
-from fmnist.config import settings_json_with_secrets
-from fmnist.config import Settings
+from fmnist.config import Settings, settings_json_with_secrets
 from fmnist.data.snapshot import load_snapshot
 from fmnist.explain import METHODS, load_served_model
 from fmnist.platform.storage import FsspecStorage

@@ -22,10 +22,10 @@ from fmnist.cli import app  # noqa: E402
 from fmnist.config import load_settings  # noqa: E402
 from fmnist.data.loaders import to_tensor  # noqa: E402
 from fmnist.data.sources import RawDataset  # noqa: E402
+from fmnist.evaluation.drift_reference import compute_reference, save_reference  # noqa: E402
 from fmnist.monitoring.feedback import FeedbackStore  # noqa: E402
 from fmnist.monitoring.prediction_log import open_prediction_log  # noqa: E402
 from fmnist.monitoring.records import PredictionRecord  # noqa: E402
-from fmnist.monitoring.reference import compute_reference, save_reference  # noqa: E402
 from fmnist.registry.onnx_export import export_onnx  # noqa: E402
 from fmnist.registry.onnx_runtime import OnnxClassifier  # noqa: E402
 

@@ -14,15 +14,15 @@ from torch import nn  # noqa: E402
 
 from fmnist.data.loaders import to_tensor  # noqa: E402
 from fmnist.data.sources import RawDataset  # noqa: E402
-from fmnist.models import build_ensemble, build_model  # noqa: E402
-from fmnist.monitoring.embedding import OnnxEmbedder  # noqa: E402
-from fmnist.monitoring.reference import (  # noqa: E402
+from fmnist.evaluation.drift_reference import (  # noqa: E402
     INK_THRESHOLD,
     compute_reference,
     input_statistics,
     load_reference,
     save_reference,
 )
+from fmnist.models import build_ensemble, build_model  # noqa: E402
+from fmnist.registry.onnx_embedding import OnnxEmbedder  # noqa: E402
 from fmnist.registry.onnx_export import export_onnx  # noqa: E402
 from fmnist.registry.onnx_runtime import OnnxClassifier  # noqa: E402
 

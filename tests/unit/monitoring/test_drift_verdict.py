@@ -9,8 +9,8 @@ import pytest
 
 from fmnist import CLASS_NAMES
 from fmnist.config import DriftSettings
+from fmnist.evaluation.drift_reference import Pca, Reference, ReferenceInfo
 from fmnist.monitoring.drift import DriftResult, WindowFeatures, detect_drift
-from fmnist.monitoring.reference import Pca, Reference, ReferenceInfo
 
 DIMS = 8
 # Small sizes keep 200 windows fast; 200 permutations let MMD reach p = 1/201 < alpha / 9.

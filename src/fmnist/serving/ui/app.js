@@ -161,6 +161,7 @@ function renderPrediction(payload, truth) {
   }
   renderTop3(prediction.probabilities);
   ui.requestId.textContent = `Request ${payload.request_id}`;
+  resetFeedback(prediction);
   setModelVersion(payload.model_name, payload.model_version);
   show("answer");
 }
@@ -374,6 +375,7 @@ function wireExplain() {
   });
 }
 
+const resetFeedback = setupFeedback($("feedback"), CLASS_NAMES);
 $("class-list").textContent = CLASS_NAMES.join(", ");
 wireInputs();
 wireExplain();

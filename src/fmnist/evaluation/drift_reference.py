@@ -159,11 +159,11 @@ def compute_reference(
     """Reference statistics of the ONNX model at ``onnx_path`` on ``images`` ``(N, 28, 28)``.
 
     Runs the served graph (normalisation and temperature inside) once with its penultimate
-    tensor exposed (:class:`~fmnist.monitoring.embedding.OnnxEmbedder`), fits a PCA of at most
+    tensor exposed (:class:`~fmnist.registry.onnx_embedding.OnnxEmbedder`), fits a PCA of at most
     ``pca_dims`` components on the embeddings, and keeps at most ``max_rows`` images (a seeded
     random subset). ``labels`` (optional) give the reference accuracy for the live-accuracy test.
     """
-    from fmnist.monitoring.embedding import OnnxEmbedder
+    from fmnist.registry.onnx_embedding import OnnxEmbedder
 
     imgs = np.asarray(images)
     y = None if labels is None else np.asarray(labels).astype(np.int64)
