@@ -170,6 +170,8 @@ def server(
         **env,
         "FMNIST_SERVING__MICROBATCHING": str(microbatching).lower(),
         "FMNIST_MONITORING__LOG_ENABLED": str(prediction_log).lower(),
+        # A fresh prediction log per server: every run starts from the same (empty) state.
+        "FMNIST_MONITORING__LOG_PATH": str(log_path.with_suffix(".predictions.db")),
     }
     with log_path.open("w") as log:
         proc = subprocess.Popen(
