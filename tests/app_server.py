@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import uvicorn
 
 from fmnist.composition import build_services
@@ -44,3 +48,19 @@ def running(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+def wait_until_ready(
+    http: httpx.Client, proc: subprocess.Popen[Any], log: Path, timeout_s: float = 90
+) -> None:
+    """Poll ``/readyz`` of a ``fmnist serve`` process until 200 (its log shown if it dies)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if http.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.2)

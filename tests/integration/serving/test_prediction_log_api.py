@@ -6,10 +6,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from app_server import wait_until_ready
 from fmnist.cli import app
 from fmnist.composition import build_services
 
@@ -144,10 +145,9 @@ def test_acknowledged_predictions_survive_kill_9_of_the_server(
         pytest.fail(f"console script not installed at {FMNIST}")
     home = tmp_path / "home"
     shutil.copytree(trained.settings.home / "mlflow", home / "mlflow")
-    sock = __import__("socket").socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FMNIST_", "MLFLOW_"))}
     env["FMNIST_HOME"] = str(home)
     log = (tmp_path / "serve.log").open("w+")
@@ -164,17 +164,8 @@ def test_acknowledged_predictions_survive_kill_9_of_the_server(
     failures: list[str] = []
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
         with httpx.Client(base_url=base, trust_env=False) as http:
-            while True:
-                assert proc.poll() is None, Path(log.name).read_text()
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not become ready"
-                time.sleep(0.2)
+            wait_until_ready(http, proc, Path(log.name))
 
         def client(worker: int) -> None:
             with httpx.Client(base_url=base, trust_env=False, timeout=30) as http:

@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
+from app_server import wait_until_ready
 from fmnist.cli import app
 
 from .conftest import Trained
@@ -127,16 +128,7 @@ def test_serve_with_two_workers_keeps_keep_alive_fast(trained: Trained, tmp_path
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
-            deadline = time.monotonic() + 90
-            while True:
-                assert proc.poll() is None, Path(log.name).read_text()
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not become ready"
-                time.sleep(0.2)
+            wait_until_ready(http, proc, Path(log.name))
             body = {"instances": [[0] * 784]}
             latencies = []
             for _ in range(30):  # one keep-alive connection
