@@ -311,6 +311,12 @@ class MonitoringSettings(_Section):
     busy_timeout_ms: int = Field(
         5000, ge=0, le=600_000, description="wait for another process's write lock"
     )
+    journal_move_interval_s: float = Field(
+        0.2,
+        gt=0,
+        le=60,
+        description="seconds between the journal mover's passes (API journal -> SQLite log)",
+    )
     retention_days: int = Field(90, ge=1, description="days of predictions and feedback kept")
     compaction_segment_rows: int = Field(
         100_000, ge=1, description="rows per Parquet segment file when compacting a day"

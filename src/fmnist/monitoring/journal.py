@@ -4,23 +4,34 @@ Serving a request must cost little, and its record must be safe before the respo
 :meth:`PredictionJournal.append` encodes the request's rows (the exact values the log's table
 takes) as JSON lines and hands them to the operating system with one ``write`` on a file opened
 with ``O_APPEND``: from then on they survive ``kill -9`` of the process (``monitoring.fsync:
-full`` adds an fsync for machine crashes). A thread of the same process moves new lines into the
-SQLite log every ``flush_interval_s`` in one transaction (``INSERT OR IGNORE``, so replaying a
-line twice is harmless) and starts a new journal file once everything in a large one is in.
+full`` adds an fsync for machine crashes).
 
-Every reader that opens the log replays the journals first (:func:`replay_journals`): the lines
-of a process that died before its thread moved them are inserted then, and its file removed; the
-files of live processes are read, not removed. A journal line that a crash cut short is ignored:
-its request never got an answer.
+A separate **mover process** (:mod:`fmnist.monitoring.journal_mover`, started by the journal
+on its first append) moves new lines into the SQLite log every ``move_interval_s`` in one
+transaction per file (``INSERT OR IGNORE``, so replaying a line twice is harmless) and removes
+journal files that are fully moved and finished. It is a process, not a thread, on purpose: a
+thread of the server would compete with the event loop for the GIL on every SQLite step (a
+convoy that cost about a tenth of the server's throughput on two cores). One mover per journal
+folder is active at a time (a ``flock``); the movers of the other server workers wait as
+standbys.
+
+Every reader that opens the log replays the journals first (:func:`replay_journals`), so a
+record acknowledged by a process that died before its lines were moved is found all the same.
+A journal line that a crash cut short is ignored: its request never got an answer.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,49 +40,72 @@ from typing import TYPE_CHECKING, Any
 from fmnist.monitoring import log_schema as schema
 
 if TYPE_CHECKING:
+    from fmnist.monitoring.log_database import LogDatabase
     from fmnist.monitoring.prediction_log import PredictionLog
     from fmnist.monitoring.records import PredictionRecord
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
+CLOSED_SUFFIX = ".closed.jsonl"
+"""A journal file its process has closed: nothing more will be written to it."""
+MOVER_LOCK = ".mover.lock"
+"""The file whose ``flock`` the active mover of a journal folder holds."""
 
 
-def journal_dir(log: PredictionLog) -> Path:
-    """Where the journals of ``log`` live: ``<log file>.journal/``."""
-    return log.path.parent / f"{log.path.name}.journal"
+def journal_dir(log_path: Path) -> Path:
+    """Where the journals of the log at ``log_path`` live: ``<log file>.journal/``."""
+    return log_path.parent / f"{log_path.name}.journal"
 
 
-def _encode(row: tuple[Any, ...]) -> bytes:
-    values = [
-        {"b": base64.b64encode(v).decode("ascii")} if isinstance(v, bytes) else v for v in row
-    ]
-    return json.dumps(values, separators=(",", ":")).encode() + b"\n"
+_PIXELS, _PROBABILITIES = schema.BLOB_INDEXES
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def _decode(line: bytes) -> tuple[Any, ...]:
+def encode_row(row: tuple[Any, ...]) -> bytes:
+    """One journal line: the row (:func:`~fmnist.monitoring.log_schema.make_row`) as a JSON
+    array, its two BLOB values in base64, and a newline."""
+    values = list(row)
+    values[_PIXELS] = base64.b64encode(row[_PIXELS]).decode("ascii")
+    values[_PROBABILITIES] = base64.b64encode(row[_PROBABILITIES]).decode("ascii")
+    return _JSON.encode(values).encode() + b"\n"
+
+
+def decode_row(line: bytes) -> tuple[Any, ...]:
+    """The row of one journal line (the inverse of :func:`encode_row`)."""
     values = json.loads(line)
-    return tuple(base64.b64decode(v["b"]) if isinstance(v, dict) else v for v in values)
+    if not isinstance(values, list) or len(values) != len(schema.COLUMNS) - 1:
+        raise ValueError("not a prediction journal line")
+    values[_PIXELS] = base64.b64decode(values[_PIXELS], validate=True)
+    values[_PROBABILITIES] = base64.b64decode(values[_PROBABILITIES], validate=True)
+    return tuple(values)
 
 
-def _rows(data: bytes) -> tuple[list[tuple[Any, ...]], int]:
-    """The complete lines of ``data`` as rows, and how many bytes they took."""
+def complete_rows(data: bytes) -> tuple[list[tuple[Any, ...]], int]:
+    """The complete lines of ``data`` as rows, and how many bytes they took (a trailing line
+    without its newline is left for later: it is still being written, or a crash cut it)."""
     end = data.rfind(b"\n") + 1
     rows = []
     for line in data[:end].splitlines():
         try:
-            rows.append(_decode(line))
+            rows.append(decode_row(line))
         except (ValueError, KeyError, TypeError):  # a line a crash cut short, then more lines
             logger.warning("skipping an unreadable prediction journal line")
     return rows, end
 
 
-def _owner_alive(path: Path) -> bool:
+def owner_pid(path: Path) -> int | None:
+    """The process id a journal file's name starts with (``<pid>-<time ns>-<token>.jsonl``)."""
     pid_text = path.name.split("-", 1)[0]
-    if not pid_text.isdigit():
+    return int(pid_text) if pid_text.isdigit() else None
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists (None: no)."""
+    if pid is None:
         return False
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -79,25 +113,53 @@ def _owner_alive(path: Path) -> bool:
     return True
 
 
-def replay_journals(log: PredictionLog) -> int:
-    """Insert every journal line into ``log`` (idempotent); remove the journals of processes
-    that are gone. Returns the rows newly inserted."""
-    folder = journal_dir(log)
-    if not folder.is_dir():
-        return 0
-    inserted = 0
-    for path in sorted(folder.glob(f"*{SUFFIX}")):
-        alive = _owner_alive(path)
+class JournalMover:
+    """Moves the lines of every journal file in ``folder`` into ``db``, remembering how far it
+    has read each file, and removes the files that are done: fully moved and either closed by
+    their journal (``*.closed.jsonl``) or left by a process that is gone."""
+
+    def __init__(self, db: LogDatabase, folder: Path) -> None:
+        """Move from the journals in ``folder`` into ``db`` (nothing is read until
+        :meth:`move`)."""
+        self.db = db
+        self.folder = folder
+        self._offsets: dict[Path, int] = {}
+
+    def move(self) -> int:
+        """One pass over the folder; returns the rows newly inserted."""
+        if not self.folder.is_dir():
+            return 0
+        paths = sorted(self.folder.glob(f"*{SUFFIX}"))
+        inserted = 0
+        for path in paths:
+            inserted += self._move_file(path, finished=path.name.endswith(CLOSED_SUFFIX))
+        for gone in set(self._offsets) - set(paths):
+            del self._offsets[gone]
+        return inserted
+
+    def _move_file(self, path: Path, *, finished: bool) -> int:
+        start = self._offsets.get(path, 0)
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:  # its owner rotated or closed it meanwhile
-            continue
-        rows, _ = _rows(data)
-        if rows:
-            inserted += log.db.write_many(schema.INSERT_SQL, rows)
-        if not alive:
+            with path.open("rb") as handle:
+                handle.seek(start)
+                data = handle.read()
+        except FileNotFoundError:  # another mover or reader removed it meanwhile
+            self._offsets.pop(path, None)
+            return 0
+        rows, used = complete_rows(data)
+        inserted = self.db.write_many(schema.INSERT_SQL, rows) if rows else 0
+        self._offsets[path] = start + used
+        dead = not process_alive(owner_pid(path))
+        if dead or (finished and used == len(data)):
             path.unlink(missing_ok=True)
-    return inserted
+            self._offsets.pop(path, None)
+        return inserted
+
+
+def replay_journals(log: PredictionLog) -> int:
+    """Insert every journal line into ``log`` (idempotent) and remove the journal files that
+    are done; returns the rows newly inserted. Readers call it before they read."""
+    return JournalMover(log.db, journal_dir(log.path)).move()
 
 
 class PredictionJournal:
@@ -107,96 +169,101 @@ class PredictionJournal:
         self,
         log: PredictionLog,
         *,
-        flush_interval_s: float = 0.2,
+        move_interval_s: float = 0.2,
         rotate_bytes: int = 8 * 1024 * 1024,
+        start_mover: bool = True,
     ) -> None:
-        """Open a new journal file for ``log``; nothing is moved until :meth:`start`."""
+        """Journal for ``log``; the first :meth:`append` opens the file and, with
+        ``start_mover``, starts the mover process."""
         self.log = log
-        self.flush_interval_s = flush_interval_s
+        self.move_interval_s = move_interval_s
         self.rotate_bytes = rotate_bytes
+        self.start_mover = start_mover
         self.sync = log.fsync == "full"
-        self.folder = journal_dir(log)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # the file descriptor and the write position
-        self._flush_lock = threading.Lock()  # one mover at a time
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.folder = journal_dir(log.path)
+        self._lock = threading.Lock()  # the file descriptor, the write position, the mover
         self._fd: int | None = None
         self.path: Path | None = None
         self._written = 0
-        self._moved = 0
+        self._mover: subprocess.Popen[bytes] | None = None
 
     def _open(self) -> int:
         """A new journal file (called with ``_lock`` held)."""
-        self.path = self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}{SUFFIX}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{os.getpid()}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{SUFFIX}"
+        self.path = self.folder / name
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._written = 0
-        self._moved = 0
         return self._fd
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Hand ``records`` to the operating system (one ``write``); return after it."""
-        data = b"".join(_encode(schema.to_row(r)) for r in records)
+        self.append_rows([schema.to_row(r) for r in records])
+
+    def append_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """:meth:`append` for rows of :func:`~fmnist.monitoring.log_schema.make_row` (the
+        API's write path: no record objects in between)."""
+        data = b"".join([encode_row(row) for row in rows])
         with self._lock:
-            fd = self._fd if self._fd is not None else self._open()
+            if self._fd is None or self._written >= self.rotate_bytes:
+                self._close_file()
+                self._open()
+                if self.start_mover and self._mover is None:
+                    self._mover = self._spawn_mover()
+            assert self._fd is not None
             view = memoryview(data)
             while view:
-                done = os.write(fd, view)
+                done = os.write(self._fd, view)
                 view = view[done:]
             if self.sync:
-                os.fsync(fd)
+                os.fsync(self._fd)
             self._written += len(data)
 
-    def flush(self) -> int:
-        """Move the lines not yet in the log into it (one transaction); returns the rows."""
-        with self._flush_lock:
-            with self._lock:
-                path, start, end = self.path, self._moved, self._written
-            if path is None or end <= start:
-                return 0
-            with path.open("rb") as handle:
-                handle.seek(start)
-                data = handle.read(end - start)
-            rows, used = _rows(data)
-            if rows:
-                self.log.db.write_many(schema.INSERT_SQL, rows)
-            with self._lock:
-                if path == self.path:
-                    self._moved = start + used
-                    if self._moved == self._written and self._written >= self.rotate_bytes:
-                        self._rotate()
-            return len(rows)
+    def _spawn_mover(self) -> subprocess.Popen[bytes]:
+        db = self.log.db
+        command = [
+            sys.executable,
+            "-m",
+            "fmnist.monitoring.journal_mover",
+            "--db",
+            str(db.path),
+            "--fsync",
+            db.fsync,
+            "--busy-timeout-ms",
+            str(db.busy_timeout_ms),
+            "--interval",
+            str(self.move_interval_s),
+            "--parent",
+            str(os.getpid()),
+        ]
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, close_fds=True)
 
-    def _rotate(self) -> None:
-        """Drop the file, fully in the log; the next append opens a new one (``_lock`` held)."""
+    def _close_file(self) -> None:
+        """Close the current file and mark it finished (``*.closed.jsonl``): the mover removes
+        it once moved (``_lock`` held)."""
         if self._fd is not None:
             os.close(self._fd)
+        self._fd = None
         if self.path is not None:
-            self.path.unlink(missing_ok=True)
-        self._fd, self.path = None, None
+            closed = self.path.with_name(self.path.name.removesuffix(SUFFIX) + CLOSED_SUFFIX)
+            with contextlib.suppress(FileNotFoundError):  # a reader removed it: nothing to do
+                self.path.rename(closed)
+        self.path = None
 
-    def start(self) -> None:
-        """Start the thread that moves lines into the log (again after :meth:`close`)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="fmnist-journal", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval_s):
-            try:
-                self.flush()
-            except Exception:  # the lines stay in the journal: the next flush or reader retries
-                logger.exception("moving prediction journal lines into the log failed")
-
-    def close(self) -> None:
-        """Move what is left, stop the thread and remove the (fully moved) journal file."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.flush()
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Close the file and stop the mover after its last pass (lines it could not move
+        stay in the journal for the next mover or reader)."""
         with self._lock:
-            if self._moved == self._written:
-                self._rotate()  # a later append (a second lifespan) opens a new file
+            self._close_file()
+            mover, self._mover = self._mover, None
+        if mover is None:
+            return
+        mover.send_signal(signal.SIGTERM)
+        try:
+            mover.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("the journal mover did not stop within %.0f s: killed", timeout_s)
+            mover.kill()
+            mover.wait()
+        if mover.returncode != 0:  # stopped before its last pass (e.g. still starting): do it
+            JournalMover(self.log.db, self.folder).move()

@@ -66,6 +66,11 @@ class LogDatabase:
                 conn.executescript(ddl)
                 conn.execute(f"PRAGMA user_version = {int(schema_version)}")
 
+    @property
+    def busy_timeout_ms(self) -> int:
+        """How long a write waits for another SQLite client's lock, in milliseconds."""
+        return self._busy_timeout_ms
+
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -171,30 +171,77 @@ def _pack(probabilities: Sequence[float]) -> bytes:
     return struct.pack(f"<{len(probabilities)}d", *probabilities)
 
 
+def make_row(
+    *,
+    request_id: str,
+    timestamp: str,
+    ts_us: int,
+    model_name: str,
+    model_version: int,
+    model_alias: str,
+    arm: str,
+    input_kind: str,
+    input_digest: str,
+    pixels: bytes,
+    probabilities: Sequence[float],
+    predicted_class: str,
+    confidence: float,
+    latency_ms: float,
+    client_id: str,
+    photo_flags: Mapping[str, Any],
+    route: str,
+) -> tuple[Any, ...]:
+    """The values :data:`INSERT_SQL` binds (every column but ``seq``, in column order); the
+    API's write path builds rows with it directly, without a :class:`PredictionRecord`."""
+    return (
+        request_id,
+        timestamp,
+        ts_us,
+        model_name,
+        int(model_version),
+        model_alias,
+        arm,
+        input_kind,
+        input_digest,
+        bytes(pixels),
+        _pack(probabilities),
+        predicted_class,
+        float(confidence),
+        float(latency_ms),
+        client_id,
+        _JSON.encode(dict(photo_flags)) if photo_flags else "{}",
+        route,
+    )
+
+
 def to_row(record: PredictionRecord) -> tuple[Any, ...]:
     """The values :data:`INSERT_SQL` binds for ``record`` (every column but ``seq``)."""
-    flags = (
-        json.dumps(dict(record.photo_flags), separators=(",", ":")) if record.photo_flags else "{}"
+    return make_row(
+        request_id=record.request_id,
+        timestamp=record.timestamp,
+        ts_us=timestamp_us(record),
+        model_name=record.model_name,
+        model_version=record.model_version,
+        model_alias=record.model_alias,
+        arm=record.arm,
+        input_kind=record.input_kind,
+        input_digest=record.input_digest,
+        pixels=record.pixels,
+        probabilities=record.probabilities,
+        predicted_class=record.predicted_class,
+        confidence=record.confidence,
+        latency_ms=record.latency_ms,
+        client_id=record.client_id,
+        photo_flags=record.photo_flags,
+        route=record.route,
     )
-    return (
-        record.request_id,
-        record.timestamp,
-        timestamp_us(record),
-        record.model_name,
-        int(record.model_version),
-        record.model_alias,
-        record.arm,
-        record.input_kind,
-        record.input_digest,
-        bytes(record.pixels),
-        _pack(record.probabilities),
-        record.predicted_class,
-        float(record.confidence),
-        float(record.latency_ms),
-        record.client_id,
-        flags,
-        record.route,
-    )
+
+
+BLOB_INDEXES: tuple[int, ...] = tuple(
+    i for i, name in enumerate(COLUMNS[1:]) if name in ("pixels", "probabilities")
+)
+"""Positions of the BLOB values (pixels, probabilities) in a row of :func:`make_row`."""
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 KEY_COLUMNS: tuple[str, ...] = ("seq", "request_id", "ts")

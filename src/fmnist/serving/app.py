@@ -137,7 +137,11 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
     samples = SampleSource(services.storage)
     log = services.prediction_log if settings.monitoring.log_enabled else None
     feedback = services.feedback if log is not None else None
-    recorder = PredictionRecorder(log, default_alias=store.default_ref)
+    recorder = PredictionRecorder(
+        log,
+        default_alias=store.default_ref,
+        move_interval_s=settings.monitoring.journal_move_interval_s,
+    )
     max_batch = serving.max_batch
     max_pixels = serving.max_image_pixels
     default_ref = store.default_ref
@@ -184,7 +188,6 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             # be traversed by every full collection: 50-150 ms pauses under load.
             gc.collect()
             gc.freeze()
-        recorder.start()
         poller = None
         if serving.reload_interval_s > 0:
             poller = asyncio.create_task(poll_registry(serving.reload_interval_s))

@@ -18,6 +18,7 @@ from starlette.responses import FileResponse, Response
 
 from fmnist.config import Settings
 from fmnist.monitoring.errors import MonitoringError
+from fmnist.monitoring.journal import replay_journals
 from fmnist.monitoring.report import reports_root
 from fmnist.monitoring.summary import (
     DEFAULT_HOURS,
@@ -67,9 +68,8 @@ def add_monitoring_routes(app: FastAPI, settings: Settings) -> None:
             raise ProblemError(
                 503, "the prediction log is off (monitoring.log_enabled)", slug="log-disabled"
             )
-        journal = request.app.state.recorder.journal
-        if journal is not None:  # this process's newest predictions, not yet moved
-            await run_in_threadpool(journal.flush)
+        # The newest predictions may still be in a journal: move them first.
+        await run_in_threadpool(replay_journals, log)
         try:
             summary = await run_in_threadpool(
                 build_summary, log, request.app.state.feedback, settings, hours=hours

@@ -3,10 +3,10 @@
 :class:`PredictionRecorder` turns a request's predictions into
 :class:`~fmnist.monitoring.records.PredictionRecord` rows and appends them in one transaction
 before the response is sent, so a client that received a 200 finds its record after a
-``kill -9`` of the server (the log's durability contract). The append is a short SQLite commit
-written to the process's append-only journal (:mod:`fmnist.monitoring.journal`: one ``write``
-to the operating system, a few tens of microseconds); a thread moves it into the SQLite log
-within a fraction of a second, off the request path.
+``kill -9`` of the server (the log's durability contract). The append is one ``write`` to
+the process's append-only journal (:mod:`fmnist.monitoring.journal`, a few microseconds); a
+separate mover process moves it into the SQLite log within a fraction of a second, off the
+request path and off this process's GIL.
 
 Each prediction gets its own request id: the request's ``X-Request-ID`` when the request has one
 prediction, else ``<request id>:<index>``; that id is what ``POST /v1/feedback`` takes.
@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fmnist.identity import digest_array, digest_text
+from fmnist.identity import digest_bytes, digest_text
 from fmnist.monitoring.journal import PredictionJournal
-from fmnist.monitoring.records import InputKind, PredictionRecord
+from fmnist.monitoring.log_schema import make_row, to_us
+from fmnist.monitoring.records import InputKind
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -51,19 +52,20 @@ def input_kind(prediction: dict[str, Any], has_detail: bool) -> InputKind:
 class PredictionRecorder:
     """Writes the predictions of each request to the prediction log (``log`` None: off)."""
 
-    def __init__(self, log: PredictionLog | None, *, default_alias: str) -> None:
-        """Record into ``log``; versions served by default are labelled ``default_alias``."""
+    def __init__(
+        self, log: PredictionLog | None, *, default_alias: str, move_interval_s: float = 0.2
+    ) -> None:
+        """Record into ``log``; versions served by default are labelled ``default_alias``;
+        journal lines are moved into the log every ``move_interval_s`` seconds."""
         self.log = log
         self.default_alias = default_alias
-        self.journal = PredictionJournal(log) if log is not None else None
-
-    def start(self) -> None:
-        """Start moving journal lines into the log (the app's start-up)."""
-        if self.journal is not None:
-            self.journal.start()
+        self.journal = (
+            PredictionJournal(log, move_interval_s=move_interval_s) if log is not None else None
+        )
 
     def close(self) -> None:
-        """Move the rest of the journal into the log and stop (the app's shutdown)."""
+        """Close the journal and let the mover move the rest into the log (the app's
+        shutdown)."""
         if self.journal is not None:
             self.journal.close()
 
@@ -94,29 +96,31 @@ class PredictionRecorder:
         latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
         client = request.headers.get(CLIENT_ID_HEADER)
         client_id = digest_text(client, length=32) if client else ""
-        now = datetime.now(UTC).isoformat()
-        records = []
+        moment = datetime.now(UTC)
+        now, now_us = moment.isoformat(), to_us(moment)
+        model_alias = alias if alias is not None else self.default_alias
+        rows = []
         for i, prediction in enumerate(predictions):
-            detail = inputs.details[i]
-            pixels = inputs.pixels[i]
-            records.append(
-                PredictionRecord(
+            pixels = inputs.pixels[i].tobytes()
+            rows.append(
+                make_row(
                     request_id=prediction["request_id"],
                     timestamp=now,
+                    ts_us=now_us,
                     model_name=prediction["model_name"],
-                    model_version=int(prediction["model_version"]),
-                    model_alias=alias if alias is not None else self.default_alias,
+                    model_version=prediction["model_version"],
+                    model_alias=model_alias,
                     arm=arm,
-                    input_kind=input_kind(prediction, detail is not None),
-                    input_digest=digest_array(pixels, length=32),
-                    pixels=pixels.tobytes(),
+                    input_kind=input_kind(prediction, inputs.details[i] is not None),
+                    input_digest=digest_bytes(pixels, length=32),
+                    pixels=pixels,
                     probabilities=prediction["probabilities"],
                     predicted_class=prediction["label"],
-                    confidence=float(prediction["confidence"] or 0.0),
+                    confidence=prediction["confidence"] or 0.0,
                     latency_ms=latency_ms,
                     client_id=client_id,
                     photo_flags=prediction.get("preprocessing") or {},
                     route=route,
                 )
             )
-        self.journal.append(records)
+        self.journal.append_rows(rows)

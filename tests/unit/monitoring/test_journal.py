@@ -1,0 +1,160 @@
+"""The API's prediction journal and its mover: what is written reaches the log, once."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fmnist.monitoring import log_schema as schema
+from fmnist.monitoring.journal import (
+    CLOSED_SUFFIX,
+    MOVER_LOCK,
+    JournalMover,
+    PredictionJournal,
+    decode_row,
+    encode_row,
+    journal_dir,
+    replay_journals,
+)
+from fmnist.monitoring.journal_mover import run as run_mover
+from fmnist.monitoring.prediction_log import PredictionLog
+from prediction_records import records
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> PredictionLog:
+    return PredictionLog(tmp_path / "predictions.db", tmp_path / "segments")
+
+
+def journal_files(log: PredictionLog) -> list[str]:
+    return sorted(p.name for p in journal_dir(log.path).glob("*.jsonl"))
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (reaped)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(proc.stdout)
+
+
+def test_a_line_round_trips_every_value() -> None:
+    row = schema.to_row(records(1)[0])
+    assert decode_row(encode_row(row)) == row
+    with pytest.raises(ValueError, match="not a prediction journal line"):
+        decode_row(b"[1, 2]")
+
+
+def test_appended_records_reach_the_log_once_through_replay(log: PredictionLog) -> None:
+    journal = PredictionJournal(log, start_mover=False)
+    written = records(6)
+    journal.append(written[:4])
+    journal.append(written[4:])
+    assert log.count() == 0  # in the journal only, until a mover or a reader moves it
+    assert replay_journals(log) == 6
+    assert replay_journals(log) == 0  # idempotent
+    assert log.window() == written
+    assert len(journal_files(log)) == 1  # still open: kept
+    journal.close()
+    assert journal_files(log)[0].endswith(CLOSED_SUFFIX)
+    replay_journals(log)
+    assert journal_files(log) == []  # closed and moved: removed
+    assert log.count() == 6
+
+
+def test_a_line_cut_short_by_a_crash_is_ignored(log: PredictionLog) -> None:
+    folder = journal_dir(log.path)
+    folder.mkdir(parents=True)
+    first, second = (schema.to_row(r) for r in records(2))
+    torn = encode_row(second)[:40]  # the process died inside the write: no answer was sent
+    (folder / f"{dead_pid()}-1-deadbeef.jsonl").write_bytes(encode_row(first) + torn)
+    assert replay_journals(log) == 1
+    assert [r.request_id for r in log.window()] == [first[0]]
+    assert journal_files(log) == []  # its process is gone: the file is done
+
+
+def test_two_journals_of_one_process_keep_their_files_until_closed(log: PredictionLog) -> None:
+    one = PredictionJournal(log, start_mover=False)
+    two = PredictionJournal(log, start_mover=False)
+    written = records(4)
+    one.append(written[:1])
+    two.append(written[1:2])
+    mover = JournalMover(log.db, journal_dir(log.path))
+    assert mover.move() == 2
+    one.append(written[2:3])  # still the same open file: nothing was removed under it
+    two.append(written[3:])
+    assert mover.move() == 2
+    assert len(journal_files(log)) == 2
+    one.close()
+    two.close()
+    assert mover.move() == 0
+    assert journal_files(log) == []
+    assert log.count() == 4
+
+
+def test_a_full_file_rotates_and_the_old_one_is_removed_once_moved(log: PredictionLog) -> None:
+    journal = PredictionJournal(log, start_mover=False, rotate_bytes=1)
+    journal.append(records(1))
+    journal.append(records(1, start=1))
+    names = journal_files(log)
+    assert len(names) == 2 and names[0].endswith(CLOSED_SUFFIX)
+    assert replay_journals(log) == 2
+    assert len(journal_files(log)) == 1
+    journal.close()
+
+
+def test_the_mover_moves_until_stopped_and_a_standby_waits(log: PredictionLog) -> None:
+    journal = PredictionJournal(log, start_mover=False)
+    journal.append(records(3))
+    folder = journal_dir(log.path)
+    holder = os.open(folder / MOVER_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another mover is active
+    stop = threading.Event()
+    stop.set()
+    assert run_mover(log.path, interval_s=0.01, stop=stop) == 0  # standby: moved nothing
+    os.close(holder)
+    result: list[int] = []
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: result.append(run_mover(log.path, interval_s=0.01, stop=stop))
+    )
+    thread.start()
+    journal.append(records(2, start=3))
+    journal.close()
+    stop.set()
+    thread.join(timeout=10)
+    assert result == [5]
+    assert log.count() == 5
+    assert journal_files(log) == []
+
+
+def test_the_mover_exits_when_its_parent_is_gone(log: PredictionLog) -> None:
+    PredictionJournal(log, start_mover=False).append(records(2))
+    assert run_mover(log.path, interval_s=0.01, parent_pid=dead_pid()) == 2
+    assert log.count() == 2
+
+
+def test_the_journal_starts_a_mover_process_and_stops_it_on_close(log: PredictionLog) -> None:
+    journal = PredictionJournal(log, move_interval_s=0.05)
+    journal.append(records(3))
+    mover = journal._mover
+    assert mover is not None and mover.poll() is None
+    deadline = time.monotonic() + 30
+    while log.count() < 3 and time.monotonic() < deadline:  # the process moves on its own
+        time.sleep(0.05)
+    assert log.count() == 3
+    journal.append(records(2, start=3))
+    journal.close()
+    assert mover.poll() is not None
+    assert log.count() == 5  # moved by the mover's last pass
+    assert journal_files(log) == []
