@@ -1,14 +1,14 @@
 """The online API's write path: an append-only journal in front of the prediction log.
 
 Serving a request must cost little, and its record must be safe before the response goes out.
-:meth:`PredictionJournal.append` encodes the request's rows (the exact values the log's table
-takes) as JSON lines and hands them to the operating system with one ``write`` on a file opened
-with ``O_APPEND``: from then on they survive ``kill -9`` of the process (``monitoring.fsync:
-full`` adds an fsync for machine crashes).
+The API encodes each prediction as one binary frame (:mod:`fmnist.monitoring.journal_frames`)
+and :meth:`PredictionJournal.write` hands a request's frames to the operating system with one
+``write`` on a file opened with ``O_APPEND``: from then on they survive ``kill -9`` of the
+process (``monitoring.fsync: full`` adds an fsync for machine crashes).
 
 A separate **mover process** (:mod:`fmnist.monitoring.journal_mover`, started by the journal
-on its first append) moves new lines into the SQLite log every ``move_interval_s`` in one
-transaction per file (``INSERT OR IGNORE``, so replaying a line twice is harmless) and removes
+on its first write) moves new frames into the SQLite log every ``move_interval_s`` in one
+transaction per file (``INSERT OR IGNORE``, so replaying a frame twice is harmless) and removes
 journal files that are fully moved and finished. It is a process, not a thread, on purpose: a
 thread of the server would compete with the event loop for the GIL on every SQLite step (a
 convoy that cost about a tenth of the server's throughput on two cores). One mover per journal
@@ -16,15 +16,13 @@ folder is active at a time (a ``flock``); the movers of the other server workers
 standbys.
 
 Every reader that opens the log replays the journals first (:func:`replay_journals`), so a
-record acknowledged by a process that died before its lines were moved is found all the same.
-A journal line that a crash cut short is ignored: its request never got an answer.
+record acknowledged by a process that died before its frames were moved is found all the same.
+A frame that a crash cut short is ignored: its request never got an answer.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -35,9 +33,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fmnist.monitoring import log_schema as schema
+from fmnist.monitoring.journal_frames import frame_of_row, read_frames
 
 if TYPE_CHECKING:
     from fmnist.monitoring.log_database import LogDatabase
@@ -46,8 +45,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = ".jsonl"
-CLOSED_SUFFIX = ".closed.jsonl"
+SUFFIX = ".jnl"
+CLOSED_SUFFIX = ".closed.jnl"
 """A journal file its process has closed: nothing more will be written to it."""
 MOVER_LOCK = ".mover.lock"
 """The file whose ``flock`` the active mover of a journal folder holds."""
@@ -56,42 +55,6 @@ MOVER_LOCK = ".mover.lock"
 def journal_dir(log_path: Path) -> Path:
     """Where the journals of the log at ``log_path`` live: ``<log file>.journal/``."""
     return log_path.parent / f"{log_path.name}.journal"
-
-
-_PIXELS, _PROBABILITIES = schema.BLOB_INDEXES
-_JSON = json.JSONEncoder(separators=(",", ":"))
-
-
-def encode_row(row: tuple[Any, ...]) -> bytes:
-    """One journal line: the row (:func:`~fmnist.monitoring.log_schema.make_row`) as a JSON
-    array, its two BLOB values in base64, and a newline."""
-    values = list(row)
-    values[_PIXELS] = base64.b64encode(row[_PIXELS]).decode("ascii")
-    values[_PROBABILITIES] = base64.b64encode(row[_PROBABILITIES]).decode("ascii")
-    return _JSON.encode(values).encode() + b"\n"
-
-
-def decode_row(line: bytes) -> tuple[Any, ...]:
-    """The row of one journal line (the inverse of :func:`encode_row`)."""
-    values = json.loads(line)
-    if not isinstance(values, list) or len(values) != len(schema.COLUMNS) - 1:
-        raise ValueError("not a prediction journal line")
-    values[_PIXELS] = base64.b64decode(values[_PIXELS], validate=True)
-    values[_PROBABILITIES] = base64.b64decode(values[_PROBABILITIES], validate=True)
-    return tuple(values)
-
-
-def complete_rows(data: bytes) -> tuple[list[tuple[Any, ...]], int]:
-    """The complete lines of ``data`` as rows, and how many bytes they took (a trailing line
-    without its newline is left for later: it is still being written, or a crash cut it)."""
-    end = data.rfind(b"\n") + 1
-    rows = []
-    for line in data[:end].splitlines():
-        try:
-            rows.append(decode_row(line))
-        except (ValueError, KeyError, TypeError):  # a line a crash cut short, then more lines
-            logger.warning("skipping an unreadable prediction journal line")
-    return rows, end
 
 
 def owner_pid(path: Path) -> int | None:
@@ -114,7 +77,7 @@ def process_alive(pid: int | None) -> bool:
 
 
 class JournalMover:
-    """Moves the lines of every journal file in ``folder`` into ``db``, remembering how far it
+    """Moves the frames of every journal file in ``folder`` into ``db``, remembering how far it
     has read each file, and removes the files that are done: fully moved and either closed by
     their journal (``*.closed.jsonl``) or left by a process that is gone."""
 
@@ -146,7 +109,12 @@ class JournalMover:
         except FileNotFoundError:  # another mover or reader removed it meanwhile
             self._offsets.pop(path, None)
             return 0
-        rows, used = complete_rows(data)
+        rows, used, broken = read_frames(data)
+        if broken:
+            logger.warning(
+                "%s: unreadable bytes at offset %d: the rest is skipped", path, start + used
+            )
+            used = len(data)
         inserted = self.db.write_many(schema.INSERT_SQL, rows) if rows else 0
         self._offsets[path] = start + used
         dead = not process_alive(owner_pid(path))
@@ -157,7 +125,7 @@ class JournalMover:
 
 
 def replay_journals(log: PredictionLog) -> int:
-    """Insert every journal line into ``log`` (idempotent) and remove the journal files that
+    """Insert every journal frame into ``log`` (idempotent) and remove the journal files that
     are done; returns the rows newly inserted. Readers call it before they read."""
     return JournalMover(log.db, journal_dir(log.path)).move()
 
@@ -198,12 +166,11 @@ class PredictionJournal:
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Hand ``records`` to the operating system (one ``write``); return after it."""
-        self.append_rows([schema.to_row(r) for r in records])
+        self.write(b"".join([frame_of_row(schema.to_row(r)) for r in records]))
 
-    def append_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """:meth:`append` for rows of :func:`~fmnist.monitoring.log_schema.make_row` (the
-        API's write path: no record objects in between)."""
-        data = b"".join([encode_row(row) for row in rows])
+    def write(self, frames: bytes) -> None:
+        """Hand encoded frames (:func:`~fmnist.monitoring.journal_frames.encode_frame`) to the
+        operating system with one ``write``; return after it (the API's write path)."""
         with self._lock:
             if self._fd is None or self._written >= self.rotate_bytes:
                 self._close_file()
@@ -211,13 +178,13 @@ class PredictionJournal:
                 if self.start_mover and self._mover is None:
                     self._mover = self._spawn_mover()
             assert self._fd is not None
-            view = memoryview(data)
+            view = memoryview(frames)
             while view:
                 done = os.write(self._fd, view)
                 view = view[done:]
             if self.sync:
                 os.fsync(self._fd)
-            self._written += len(data)
+            self._written += len(frames)
 
     def _spawn_mover(self) -> subprocess.Popen[bytes]:
         db = self.log.db
@@ -251,7 +218,7 @@ class PredictionJournal:
         self.path = None
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Close the file and stop the mover after its last pass (lines it could not move
+        """Close the file and stop the mover after its last pass (frames it could not move
         stay in the journal for the next mover or reader)."""
         with self._lock:
             self._close_file()

@@ -1,7 +1,7 @@
 """The journal mover process: ``python -m fmnist.monitoring.journal_mover --db LOG ...``.
 
 Started by :class:`~fmnist.monitoring.journal.PredictionJournal` on its first append (one per
-server process). Every ``--interval`` seconds it moves new journal lines into the SQLite log
+server process). Every ``--interval`` seconds it moves new journal frames into the SQLite log
 (:class:`~fmnist.monitoring.journal.JournalMover`). Only the holder of the folder's mover lock
 moves; the others wait as standbys and take over when it goes. It makes a last pass and exits
 on SIGTERM (its server's shutdown), or when the process that started it (``--parent``) is gone.
@@ -42,7 +42,7 @@ def run(
     parent_pid: int | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Move journal lines into the log at ``db_path`` until ``stop`` is set or ``parent_pid``
+    """Move journal frames into the log at ``db_path`` until ``stop`` is set or ``parent_pid``
     is gone, then make a last pass; returns the rows moved."""
     stop = stop or threading.Event()
     db = LogDatabase(
@@ -60,8 +60,8 @@ def run(
             if active:
                 try:
                     moved += mover.move()
-                except Exception:  # the lines stay in the journal: the next pass retries
-                    logger.exception("moving prediction journal lines into the log failed")
+                except Exception:  # the frames stay in the journal: the next pass retries
+                    logger.exception("moving prediction journal frames into the log failed")
             if finishing:
                 return moved
             stop.wait(interval_s)

@@ -165,7 +165,10 @@ def timestamp_us(record: PredictionRecord) -> int:
         ) from exc
 
 
-def _pack(probabilities: Sequence[float]) -> bytes:
+def pack_probabilities(probabilities: Sequence[float] | bytes) -> bytes:
+    """Probabilities as the log stores them: little-endian f64 (bytes pass unchanged)."""
+    if isinstance(probabilities, bytes):
+        return probabilities
     if isinstance(probabilities, np.ndarray):
         return np.asarray(probabilities, dtype="<f8").tobytes()
     return struct.pack(f"<{len(probabilities)}d", *probabilities)
@@ -183,16 +186,18 @@ def make_row(
     input_kind: str,
     input_digest: str,
     pixels: bytes,
-    probabilities: Sequence[float],
+    probabilities: Sequence[float] | bytes,
     predicted_class: str,
     confidence: float,
     latency_ms: float,
     client_id: str,
-    photo_flags: Mapping[str, Any],
+    photo_flags: Mapping[str, Any] | str,
     route: str,
 ) -> tuple[Any, ...]:
-    """The values :data:`INSERT_SQL` binds (every column but ``seq``, in column order); the
-    API's write path builds rows with it directly, without a :class:`PredictionRecord`."""
+    """The values :data:`INSERT_SQL` binds (every column but ``seq``, in column order).
+
+    ``probabilities`` may come packed (:func:`pack_probabilities`) and ``photo_flags`` as JSON
+    text (:func:`flags_json`), as the journal reads them."""
     return (
         request_id,
         timestamp,
@@ -204,12 +209,12 @@ def make_row(
         input_kind,
         input_digest,
         bytes(pixels),
-        _pack(probabilities),
+        pack_probabilities(probabilities),
         predicted_class,
         float(confidence),
         float(latency_ms),
         client_id,
-        _JSON.encode(dict(photo_flags)) if photo_flags else "{}",
+        photo_flags if isinstance(photo_flags, str) else flags_json(photo_flags),
         route,
     )
 
@@ -237,10 +242,11 @@ def to_row(record: PredictionRecord) -> tuple[Any, ...]:
     )
 
 
-BLOB_INDEXES: tuple[int, ...] = tuple(
-    i for i, name in enumerate(COLUMNS[1:]) if name in ("pixels", "probabilities")
-)
-"""Positions of the BLOB values (pixels, probabilities) in a row of :func:`make_row`."""
+def flags_json(flags: Mapping[str, Any]) -> str:
+    """Photo-pipeline flags as the log stores them: compact JSON, ``{}`` when empty."""
+    return _JSON.encode(dict(flags)) if flags else "{}"
+
+
 _JSON = json.JSONEncoder(separators=(",", ":"))
 
 

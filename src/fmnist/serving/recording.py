@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fmnist.identity import digest_bytes, digest_text
+from fmnist.identity import digest_text
 from fmnist.monitoring.journal import PredictionJournal
-from fmnist.monitoring.log_schema import make_row, to_us
+from fmnist.monitoring.journal_frames import encode_frame
+from fmnist.monitoring.log_schema import flags_json
 from fmnist.monitoring.records import InputKind
 
 if TYPE_CHECKING:
@@ -96,31 +96,27 @@ class PredictionRecorder:
         latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
         client = request.headers.get(CLIENT_ID_HEADER)
         client_id = digest_text(client, length=32) if client else ""
-        moment = datetime.now(UTC)
-        now, now_us = moment.isoformat(), to_us(moment)
+        ts_us = time.time_ns() // 1000
         model_alias = alias if alias is not None else self.default_alias
-        rows = []
+        frames = []
         for i, prediction in enumerate(predictions):
-            pixels = inputs.pixels[i].tobytes()
-            rows.append(
-                make_row(
+            frames.append(
+                encode_frame(
                     request_id=prediction["request_id"],
-                    timestamp=now,
-                    ts_us=now_us,
+                    ts_us=ts_us,
                     model_name=prediction["model_name"],
                     model_version=prediction["model_version"],
                     model_alias=model_alias,
                     arm=arm,
                     input_kind=input_kind(prediction, inputs.details[i] is not None),
-                    input_digest=digest_bytes(pixels, length=32),
-                    pixels=pixels,
+                    pixels=inputs.pixels[i].tobytes(),
                     probabilities=prediction["probabilities"],
                     predicted_class=prediction["label"],
                     confidence=prediction["confidence"] or 0.0,
                     latency_ms=latency_ms,
                     client_id=client_id,
-                    photo_flags=prediction.get("preprocessing") or {},
+                    photo_flags=flags_json(prediction.get("preprocessing") or {}),
                     route=route,
                 )
             )
-        self.journal.append_rows(rows)
+        self.journal.write(b"".join(frames))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,11 +19,10 @@ from fmnist.monitoring.journal import (
     MOVER_LOCK,
     JournalMover,
     PredictionJournal,
-    decode_row,
-    encode_row,
     journal_dir,
     replay_journals,
 )
+from fmnist.monitoring.journal_frames import encode_frame, frame_of_row, read_frames
 from fmnist.monitoring.journal_mover import run as run_mover
 from fmnist.monitoring.prediction_log import PredictionLog
 from prediction_records import records
@@ -34,7 +34,7 @@ def log(tmp_path: Path) -> PredictionLog:
 
 
 def journal_files(log: PredictionLog) -> list[str]:
-    return sorted(p.name for p in journal_dir(log.path).glob("*.jsonl"))
+    return sorted(p.name for p in journal_dir(log.path).glob("*.jnl"))
 
 
 def dead_pid() -> int:
@@ -48,11 +48,45 @@ def dead_pid() -> int:
     return int(proc.stdout)
 
 
-def test_a_line_round_trips_every_value() -> None:
+def test_a_frame_round_trips_every_value() -> None:
+    rows = [schema.to_row(r) for r in records(3)]
+    data = b"".join(frame_of_row(row) for row in rows)
+    assert read_frames(data) == (rows, len(data), False)
+    assert read_frames(data[:-5]) == (rows[:2], len(data) - len(frame_of_row(rows[2])), False)
+    assert read_frames(b"not a frame") == ([], 0, True)
+
+
+def test_the_api_frame_derives_the_timestamp_and_the_digest() -> None:
+    pixels = bytes(range(256)) * 3 + bytes(16)
+    frame = encode_frame(
+        request_id="r1",
+        ts_us=1_700_000_000_123_456,
+        model_name="m",
+        model_version=3,
+        model_alias="champion",
+        arm="",
+        input_kind="upload",
+        pixels=pixels,
+        probabilities=[0.5, 0.5],
+        predicted_class="Shirt",
+        confidence=0.5,
+        latency_ms=1.25,
+        client_id="",
+        photo_flags="{}",
+        route="/v1/predict",
+    )
+    (row,), _, _ = read_frames(frame)
+    values = dict(zip(schema.COLUMNS[1:], row, strict=True))
+    assert values["timestamp"] == "2023-11-14T22:13:20.123456+00:00"
+    assert values["input_digest"] == hashlib.sha256(pixels).hexdigest()[:32]
+    assert values["pixels"] == pixels and values["model_version"] == 3
+
+
+def test_a_value_holding_the_separator_is_refused() -> None:
     row = schema.to_row(records(1)[0])
-    assert decode_row(encode_row(row)) == row
-    with pytest.raises(ValueError, match="not a prediction journal line"):
-        decode_row(b"[1, 2]")
+    bad = (row[0] + "\x1f", *row[1:])
+    with pytest.raises(ValueError, match="separator"):
+        frame_of_row(bad)
 
 
 def test_appended_records_reach_the_log_once_through_replay(log: PredictionLog) -> None:
@@ -76,8 +110,8 @@ def test_a_line_cut_short_by_a_crash_is_ignored(log: PredictionLog) -> None:
     folder = journal_dir(log.path)
     folder.mkdir(parents=True)
     first, second = (schema.to_row(r) for r in records(2))
-    torn = encode_row(second)[:40]  # the process died inside the write: no answer was sent
-    (folder / f"{dead_pid()}-1-deadbeef.jsonl").write_bytes(encode_row(first) + torn)
+    torn = frame_of_row(second)[:40]  # the process died inside the write: no answer was sent
+    (folder / f"{dead_pid()}-1-deadbeef.jnl").write_bytes(frame_of_row(first) + torn)
     assert replay_journals(log) == 1
     assert [r.request_id for r in log.window()] == [first[0]]
     assert journal_files(log) == []  # its process is gone: the file is done
