@@ -1,16 +1,18 @@
-"""Cost of the durable prediction log: ``PredictionLog.append`` per fsync policy, and the reads.
+"""Cost of the durable prediction log: ``PredictionLog.append`` and the API's journal per fsync
+policy, and the reads.
 
 Run with ``.venv/bin/python benchmarks/bench_prediction_log.py [--single N] [--batches N]``.
 
-For each policy (``off``, ``normal``, ``full``) on a fresh SQLite file in a temporary folder on
-the repository's disk: ``append`` of one record (median, p95, p99, max in microseconds), of 1,000
-records in one transaction (median milliseconds and microseconds per record), and records/s
-with 4 threads appending one record each call; then one-record appends from two processes at
-once, about 1,000 per second each (``normal``). Then, on 10,000 logged records:
-``window_arrays(last=10000)`` and ``window(last=1000)`` (live rows), ``compact`` of those rows into
-Parquet, and ``window_arrays`` again over the compacted rows. Records carry real-sized payloads
-(784 pixel bytes, ten probabilities). Prints a table and writes ``results/prediction_log.json``.
-About 30 s on 2 cores.
+For each policy (``off``, ``normal``, ``full``) on a fresh SQLite file in a temporary folder on the
+repository's disk: ``append`` of one record (median, p95, p99, max in microseconds), of 1,000
+records in one transaction (median milliseconds and microseconds per record), and records/s with 4
+threads appending one record each call; then one-record appends from two processes at once, about
+1,000 per second each (``normal``). The API's path: one frame encoded and written to the journal
+per record (median, p95, p99), and the mover's records/s into SQLite. Then, on 10,000 logged
+records: ``window_arrays(last=10000)`` and ``window(last=1000)`` (live rows), ``compact`` of those
+rows into Parquet, and ``window_arrays`` again over the compacted rows. Records carry real-sized
+payloads (784 pixel bytes, ten probabilities). Prints a table and writes
+``results/prediction_log.json``. About 30 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from typing import Any
 import numpy as np
 
 from fmnist import CLASS_NAMES
+from fmnist.monitoring.journal import PredictionJournal, replay_journals
+from fmnist.monitoring.journal_frames import encode_frame
+from fmnist.monitoring.log_schema import COLUMNS, to_row
 from fmnist.monitoring.prediction_log import FsyncPolicy, PredictionLog
 from fmnist.monitoring.records import PredictionRecord
 from fmnist.runtime_info import benchmark_machine
@@ -166,6 +171,24 @@ def bench_reads(root: Path) -> dict[str, float]:
     return {k: round(v, 1) for k, v in figures.items()}
 
 
+def bench_journal(policy: FsyncPolicy, root: Path, single: int) -> dict[str, Any]:
+    """The API's write path under one fsync policy: encode one frame and ``write`` it to the
+    journal (per record), then the mover's rate into SQLite (one pass over those frames)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"journal-{policy}-", dir=root))
+    log = PredictionLog(folder / "predictions.db", folder / "segments", fsync=policy)
+    journal = PredictionJournal(log, start_mover=False)
+    rows = [to_row(r) for r in make_records(single, datetime(2024, 5, 1, tzinfo=UTC), seed=3)]
+    times = []
+    for row in rows:
+        began = time.perf_counter()
+        journal.write(encode_frame(**dict(zip(COLUMNS[1:], row, strict=True))))
+        times.append((time.perf_counter() - began) * 1e6)
+    moved = _timed(lambda: replay_journals(log))
+    journal.close()
+    log.close()
+    return {"write_1": _percentiles(times), "mover_records_per_s": round(single / moved)}
+
+
 def main() -> None:
     """Measure, print, and write ``results/prediction_log.json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -176,6 +199,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
         policies = {p: bench_policy(p, Path(tmp), args.single, args.batches) for p in POLICIES}
+        journals = {p: bench_journal(p, Path(tmp), args.single) for p in POLICIES}
         processes = bench_processes(Path(tmp), args.single)
         reads = bench_reads(Path(tmp))
     print(
@@ -188,6 +212,12 @@ def main() -> None:
             f"{policy:8} {one['median_us']:>10.1f} us {one['p95_us']:>8.1f} {one['p99_us']:>8.1f} "
             f"{one['max_us']:>9.1f} {fig['append_1000_median_ms']:>7.2f} ms "
             f"{fig['append_1000_us_per_record']:>5.2f} us {fig['threads_4_records_per_s']:>6}/s"
+        )
+    for policy, fig in journals.items():
+        one = fig["write_1"]
+        print(
+            f"journal ({policy}): encode + write of one record median {one['median_us']} us, "
+            f"p95 {one['p95_us']}, p99 {one['p99_us']}; mover {fig['mover_records_per_s']:,}/s"
         )
     for i, fig in enumerate(processes):
         print(
@@ -204,6 +234,7 @@ def main() -> None:
         "single_appends": args.single,
         "batches": args.batches,
         "policies": policies,
+        "journal": journals,
         "two_processes_normal": processes,
         "reads": reads,
     }

@@ -225,6 +225,16 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         access_log=serving.access_log,
     )
 
+    def is_admin(request: Request) -> bool:
+        """Whether the request carries the admin token (``Authorization: Bearer ...``)."""
+        token = serving.admin_token.get_secret_value() if serving.admin_token else ""
+        scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+        return (
+            bool(token)
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(sent.strip().encode(), token.encode())
+        )
+
     async def choose_model(request: Request, ref: str | None) -> LoadedModel:
         """The model for ``?model=`` (a dict lookup once resolved)."""
         model = store.cached(ref)
@@ -240,6 +250,13 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
                 raise ProblemError(
                     503, f"model {ref!r} could not be loaded: {type(exc).__name__}", slug="model"
                 ) from exc
+        if model.gates_failed and ref is not None and not is_admin(request):
+            raise ProblemError(
+                403,
+                f"{model.name} version {model.version} failed its quality gates: it is served "
+                "only to an admin who asks for it (Authorization: Bearer <admin token>)",
+                slug="gates-failed",
+            )
         request.state.model_version = model.version
         return model
 
@@ -270,7 +287,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             headers={"X-Model-Version": str(answered.version)},
         )
 
-    errors_predict = problem_responses(400, 404, 413, 415, 422, 503)
+    errors_predict = problem_responses(400, 403, 404, 413, 415, 422, 503)
 
     @app.post(
         "/v1/predict",

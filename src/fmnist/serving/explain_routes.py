@@ -349,7 +349,7 @@ def add_explain_routes(
         tags=["explain"],
         summary="Explain the prediction of one image (or a few JSON instances)",
         response_model=ExplainResponse,
-        responses=problem_responses(400, 404, 413, 415, 422, 501, 503, 504),
+        responses=problem_responses(400, 403, 404, 413, 415, 422, 501, 503, 504),
         openapi_extra=request_body(batch=False),
     )
     async def explain_route(

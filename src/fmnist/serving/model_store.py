@@ -53,6 +53,23 @@ ModelNotFoundError = ModelReferenceError
 """A ``?model=`` reference names no registered version (or is not a valid reference)."""
 
 
+QUALITY_GATES = ("accuracy", "class_recall", "ece")
+"""The gates on the version's own quality. The other one, "significantly better than the
+champion" (McNemar), decides promotion only: a version that fails just that one is a fair
+challenger for an A/B test and may be served."""
+
+
+def gates_failed(info: ModelVersionInfo) -> bool:
+    """Whether a version failed a quality gate (:data:`QUALITY_GATES`; versions registered
+    before per-check tags existed: the overall verdict) and was not made champion since."""
+    if "champion" in info.aliases:
+        return False
+    checks = [info.tags.get(f"gate.check.{name}") for name in QUALITY_GATES]
+    if any(check is not None for check in checks):
+        return "fail" in checks
+    return info.tags.get("gate.passed") == "false"
+
+
 class NoModelError(FmnistError):
     """The default model (the champion) is not registered."""
 
@@ -71,6 +88,9 @@ class LoadedModel:
     min_confidence: float | None = None
     """A confidence floor calibrated for this model (metadata ``abstention.min_confidence``);
     None: ``serving.min_confidence`` applies."""
+    gates_failed: bool = False
+    """The version failed a quality gate (see :func:`gates_failed`) and was not made champion
+    since: ``?model=`` serves it to an authenticated admin only."""
 
     @property
     def key(self) -> ModelKey:
@@ -254,6 +274,7 @@ class ModelStore:
         classifier = OnnxClassifier(folder / ONNX_FILE, intra_op_threads=self._threads)
         classifier.run(np.zeros((1, 28, 28), dtype=np.uint8))  # first call allocates
         floor = classifier.metadata.get(META_MIN_CONFIDENCE)
+        info = self.registry(key[0]).get(str(key[1]))
         model = LoadedModel(
             name=key[0],
             version=key[1],
@@ -263,6 +284,7 @@ class ModelStore:
             loaded_at=datetime.now(UTC),
             path=folder,
             min_confidence=float(floor) if floor is not None else None,
+            gates_failed=gates_failed(info),
         )
         logger.info(
             "model loaded name=%s version=%d seconds=%.2f",
