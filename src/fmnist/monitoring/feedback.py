@@ -114,6 +114,18 @@ class FeedbackStore:
         """The number of feedback rows."""
         return int(self.log.db.query("SELECT count(*) FROM feedback")[0][0])
 
+    def labels(self, since: datetime | None = None) -> list[tuple[str, int | None, str]]:
+        """``(request_id, label, predicted_class)`` of every feedback on a prediction made
+        since ``since`` (UTC); ``label`` None marks an item outside the ten classes."""
+        where, params = (
+            ("", []) if since is None else (" WHERE prediction_ts_us >= ?", [schema.to_us(since)])
+        )
+        rows = self.log.db.query(
+            f"SELECT request_id, label, predicted_class FROM feedback{where}",  # noqa: S608
+            params,
+        )
+        return [(str(r), None if label is None else int(label), str(p)) for r, label, p in rows]
+
     def live_accuracy(
         self,
         model_name: str | None = None,

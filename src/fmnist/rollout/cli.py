@@ -1,0 +1,146 @@
+"""``fmnist ab``: the statistics of A/B experiments (readout and a check by simulation).
+
+Commands import their modules when they run, so ``fmnist --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fmnist.cli_support import AppContext, console, fail
+
+ab_app = typer.Typer(help="A/B experiments: readout and simulation.", no_args_is_help=True)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+@ab_app.command("simulate")
+def simulate_command(
+    experiments: Annotated[
+        int, typer.Option("--experiments", min=100, help="Simulated experiments per test.")
+    ] = 1000,
+    base_rate: Annotated[float, typer.Option(help="Accuracy of the champion arm.")] = 0.9,
+    effect: Annotated[float, typer.Option(help="True accuracy difference in the A/B runs.")] = 0.02,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    power: Annotated[float, typer.Option(help="Power the sample size is planned for.")] = 0.8,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Labelled samples per arm between looks.")
+    ] = 100,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check the tests by simulation: A/A runs looked at after every batch (false positives
+    under peeking) and A/B runs with a true difference (power at the planned sample size)."""
+    from fmnist.rollout.ab_stats import simulate
+
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        fail("--alpha and --power must be between 0 and 1", 2)
+    try:
+        result = simulate(
+            experiments,
+            base_rate=base_rate,
+            effect=effect,
+            alpha=alpha,
+            power=power,
+            batch=batch,
+            seed=seed,
+        )
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title=f"{experiments} simulated experiments per row, alpha {alpha}")
+    table.add_column("test")
+    table.add_column("false positives (A/A)", justify="right")
+    table.add_column(f"power (+{effect:g})", justify="right")
+    table.add_row(
+        "always valid (mSPRT), look after every batch",
+        _percent(result.false_positive_rate),
+        _percent(result.power),
+    )
+    table.add_row(
+        "z-test, look after every batch",
+        _percent(result.false_positive_rate_peeking_z_test),
+        "-",
+    )
+    table.add_row(
+        "z-test, one look at the planned size",
+        _percent(result.false_positive_rate_fixed_z_test),
+        _percent(result.power_fixed_z_test),
+    )
+    console.print(table)
+    console.print(
+        f"planned size {result.planned_n_per_arm:,} per arm (fixed horizon, power {power}); "
+        f"the always-valid test reaches that power by "
+        f"{result.sequential_n_per_arm or 'more than 3x that'} per arm",
+        highlight=False,
+    )
+
+
+@ab_app.command("report")
+def report_command(
+    ctx: typer.Context,
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="Experiment name (shown in the report).")
+    ] = "",
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO 8601 time (UTC) or an age: 30m, 24h, 7d.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    mde: Annotated[float, typer.Option(help="Minimum detectable accuracy difference.")] = 0.02,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Per arm (champion, challenger): requests, labelled, accuracy with interval, p95 latency,
+    unknown rate; the difference, its fixed and always-valid p-values and a decision."""
+    from fmnist.monitoring.timespec import parse_time
+    from fmnist.rollout.readout import ab_readout
+
+    app_ctx: AppContext = ctx.obj
+    start = parse_time(since) if since is not None else None
+    services = app_ctx.services
+    readout = ab_readout(
+        services.prediction_log,
+        services.feedback,
+        experiment=experiment,
+        since=start,
+        alpha=alpha,
+        minimum_detectable_effect=mde,
+    )
+    if as_json:
+        typer.echo(json.dumps(readout.to_dict(), indent=2))
+        return
+    table = Table(title=f"A/B readout {experiment}".strip())
+    for column in ("arm", "requests", "labelled", "accuracy", "95% interval", "p95 ms", "unknown"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm in readout.arms:
+        interval = (
+            "-"
+            if arm.accuracy_low is None
+            else f"{arm.accuracy_low:.2%} - {_percent(arm.accuracy_high)}"
+        )
+        table.add_row(
+            arm.arm,
+            f"{arm.requests:,}",
+            f"{arm.labelled:,}",
+            _percent(arm.accuracy),
+            interval,
+            "-" if arm.latency_p95_ms is None else f"{arm.latency_p95_ms:.2f}",
+            _percent(arm.unknown_rate),
+        )
+    console.print(table)
+    if readout.decision is None:
+        console.print("no labelled traffic in both arms yet: no decision", highlight=False)
+        return
+    console.print(
+        f"difference {readout.difference:+.2%}; z-test p {readout.p_value_fixed:.3g} (valid "
+        f"for one look only); always-valid p {readout.p_value_always_valid:.3g}; planned "
+        f"{readout.planned_n_per_arm:,} labelled per arm; decision: {readout.decision}",
+        highlight=False,
+    )
