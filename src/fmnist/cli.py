@@ -128,7 +128,7 @@ def _register_subcommands() -> None:
     from fmnist.pipelines.leaderboard_cli import benchmark_command
     from fmnist.realworld.cli import experiment_app
     from fmnist.registry.cli import models_app
-    from fmnist.rollout.cli import ab_app
+    from fmnist.rollout.cli import ab_app, audit_command
     from fmnist.serving.cli import serve_command
     from fmnist.training.baselines_cli import baselines_app
     from fmnist.training.cli import train_command
@@ -149,6 +149,7 @@ def _register_subcommands() -> None:
     app.add_typer(experiment_app, name="experiment")
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(ab_app, name="ab")
+    app.command("audit")(audit_command)
 
 
 _register_subcommands()

@@ -403,6 +403,31 @@ class AlertSettings(_Section):
     )
 
 
+class RolloutSettings(_Section):
+    """How the default route splits traffic between the champion and a challenger.
+
+    ``ab``: each client (``X-Client-ID`` header, else its request id) is assigned sticky to an
+    arm by hashing its id with ``experiment``; ``share`` of the clients get the challenger.
+    ``shadow``: the champion answers every request; the challenger scores the same inputs
+    after the response, and both predictions are logged with their arm. The admin API
+    (``PUT /v1/admin/rollout``) changes these at run time; every change is audited.
+    """
+
+    mode: Literal["off", "ab", "shadow"] = Field("off", description="off | ab | shadow")
+    experiment: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="name of the experiment; the salt of the sticky assignment",
+    )
+    challenger: str = Field(
+        "challenger", min_length=1, description="model reference of the challenger arm"
+    )
+    share: float = Field(0.1, ge=0, le=1, description="share of clients on the challenger (ab)")
+    audit_path: Path | None = Field(
+        None, description="append-only audit log; default <home>/rollout/audit.jsonl"
+    )
+
+
 class DriftSettings(_Section):
     """Label-free drift detection (``fmnist monitor drift`` and ``fmnist monitor run``).
 
@@ -503,6 +528,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     agnostic: AgnosticSettings = Field(default_factory=AgnosticSettings)

@@ -11,11 +11,25 @@ import typer
 from rich.table import Table
 
 from fmnist.atomic import atomic_write_bytes
+from fmnist.audit import AuditLog, audit_path
 from fmnist.cli_support import AppContext, console
+from fmnist.errors import FmnistError
 from fmnist.platform.registry import ModelRegistry
 from fmnist.registry.model_cards import CardFormat, fetch_model_card
 
 models_app = typer.Typer(help="The model registry (MLflow).", no_args_is_help=True)
+
+
+def _audit(ctx: typer.Context) -> AuditLog:
+    settings = ctx.obj.settings
+    return AuditLog(audit_path(settings.home, settings.rollout.audit_path))
+
+
+def _champion_version(registry: ModelRegistry) -> int | None:
+    try:
+        return registry.get("champion").version
+    except FmnistError:
+        return None
 
 
 def _registry(ctx: typer.Context) -> ModelRegistry:
@@ -64,15 +78,29 @@ def promote(
     ref: Annotated[str, typer.Argument(help="Version number or alias.")],
     reason: Annotated[str, typer.Option("--reason")] = "manual promotion",
 ) -> None:
-    """Make a version the champion (recorded in the champion history)."""
-    info = _registry(ctx).promote(ref, reason=reason)
+    """Make a version the champion (recorded in the champion history and the audit log)."""
+    registry = _registry(ctx)
+    previous = _champion_version(registry)
+    info = registry.promote(ref, reason=reason)
+    _audit(ctx).append(
+        "fmnist models promote",
+        "promote",
+        reason,
+        {"model": info.name, "version": info.version, "previous": previous},
+    )
     console.print(f"version {info.version} is now champion")
 
 
 @models_app.command("rollback")
 def rollback(ctx: typer.Context) -> None:
-    """Restore the previous champion in one step."""
+    """Restore the previous champion in one step (recorded in the audit log)."""
     demoted, restored = _registry(ctx).rollback()
+    _audit(ctx).append(
+        "fmnist models rollback",
+        "rollback",
+        "manual rollback",
+        {"model": restored.name, "version": restored.version, "previous": demoted.version},
+    )
     console.print(f"champion rolled back from version {demoted.version} to {restored.version}")
 
 

@@ -144,3 +144,31 @@ def report_command(
         f"{readout.planned_n_per_arm:,} labelled per arm; decision: {readout.decision}",
         highlight=False,
     )
+
+
+def audit_command(
+    ctx: typer.Context,
+    last: Annotated[int | None, typer.Option("--last", min=1, help="Only the newest N.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one entry a line.")] = False,
+) -> None:
+    """Print the audit log of rollout decisions (who, when, what, why), oldest first."""
+    from fmnist.audit import AuditLog, audit_path
+
+    settings = ctx.obj.settings
+    entries = AuditLog(audit_path(settings.home, settings.rollout.audit_path)).read(last)
+    if as_json:
+        for entry in entries:
+            typer.echo(json.dumps(entry, sort_keys=True))
+        return
+    table = Table(title=f"audit log ({len(entries)} entries)")
+    for column in ("time", "actor", "action", "reason", "details"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(
+            str(entry.get("time", "")),
+            str(entry.get("actor", "")),
+            str(entry.get("action", "")),
+            str(entry.get("reason", "")),
+            json.dumps(entry.get("details", {}), sort_keys=True),
+        )
+    console.print(table)
