@@ -14,6 +14,8 @@ from typing import Literal
 Arm = Literal["champion", "challenger"]
 CHAMPION: Arm = "champion"
 CHALLENGER: Arm = "challenger"
+SHADOW_SUFFIX = ":shadow"
+"""Appended to a request id for the challenger's prediction of the same request (shadow)."""
 
 
 def bucket(client_id: str, salt: str) -> float:

@@ -26,7 +26,7 @@ from fmnist.rollout.ab_stats import (
     simulate,
     two_proportion_z,
 )
-from fmnist.rollout.assignment import CHALLENGER, CHAMPION
+from fmnist.rollout.assignment import CHALLENGER, CHAMPION, SHADOW_SUFFIX
 
 if TYPE_CHECKING:
     from fmnist.monitoring.feedback import FeedbackStore
@@ -120,16 +120,20 @@ def ab_readout(
     arms = table.column("arm").to_pylist()
     latency = table.column("latency_ms").to_pylist()
     predicted = table.column("predicted_class").to_pylist()
-    arm_of = dict(zip(ids, arms, strict=True))
+    logged = {rid: (arm, answer) for rid, arm, answer in zip(ids, arms, predicted, strict=True)}
     traffic: dict[str, list[tuple[float, str]]] = {CHAMPION: [], CHALLENGER: []}
     for arm, ms, answer in zip(arms, latency, predicted, strict=True):
         if arm in traffic:
             traffic[arm].append((ms, answer))
     outcomes: dict[str, list[bool]] = {CHAMPION: [], CHALLENGER: []}
-    for request_id, label, answer in feedback.labels(since):
-        arm = arm_of.get(request_id)
-        if arm in outcomes and label is not None:  # out-of-scope items do not count
-            outcomes[arm].append(answer == CLASS_NAMES[label])
+    for request_id, label, _ in feedback.labels(since):
+        if label is None:  # out-of-scope items do not count
+            continue
+        # In shadow mode the challenger's prediction of the same request has its own id.
+        for rid in (request_id, request_id + SHADOW_SUFFIX):
+            arm, answer = logged.get(rid, ("", ""))
+            if arm in outcomes:
+                outcomes[arm].append(answer == CLASS_NAMES[label])
     readouts = tuple(_arm(arm, traffic[arm], outcomes[arm]) for arm in (CHAMPION, CHALLENGER))
     champion, challenger = readouts
     if not champion.labelled or not challenger.labelled:

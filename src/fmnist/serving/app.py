@@ -34,15 +34,18 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Match, Mount
 from starlette.types import Scope
 
 from fmnist import __version__
+from fmnist.audit import AuditLog, audit_path
 from fmnist.errors import FmnistError, SnapshotNotFoundError
 from fmnist.platform.services import Services
 from fmnist.registry.references import REF_PATTERN
+from fmnist.rollout.assignment import CHALLENGER, SHADOW_SUFFIX
 from fmnist.serving.card_routes import add_card_routes
 from fmnist.serving.explain_routes import add_explain_routes
 from fmnist.serving.feedback_routes import add_feedback_routes
@@ -59,6 +62,7 @@ from fmnist.serving.monitoring_routes import add_monitoring_routes
 from fmnist.serving.predictor import Predictor
 from fmnist.serving.problems import ProblemError, install_problem_handlers
 from fmnist.serving.recording import PredictionRecorder
+from fmnist.serving.rollout import Rollout, add_rollout_routes
 from fmnist.serving.routing import PhotoRouter
 from fmnist.serving.samples import SampleSource
 from fmnist.serving.schemas import (
@@ -107,9 +111,20 @@ class _UiMount(Mount):
         return super().matches(scope)
 
 
-def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _json(
+    payload: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    background: BackgroundTask | None = None,
+) -> Response:
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+        background=background,
+    )
 
 
 def get_openapi_document(app: FastAPI) -> dict[str, Any]:
@@ -142,6 +157,12 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         default_alias=store.default_ref,
         move_interval_s=settings.monitoring.journal_move_interval_s,
     )
+    rollout = Rollout(
+        settings.rollout,
+        store,
+        AuditLog(audit_path(settings.home, settings.rollout.audit_path)),
+        settings.home / "rollout" / "state.json",
+    )
     max_batch = serving.max_batch
     max_pixels = serving.max_image_pixels
     default_ref = store.default_ref
@@ -156,6 +177,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         metrics.reloads.labels("changed" if result.changed else "unchanged").inc()
         if result.changed:
             metrics.set_model(*result.current)
+        await run_in_threadpool(rollout.refresh)  # a change another worker made
         return result
 
     async def poll_registry(interval: float) -> None:
@@ -183,6 +205,8 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
                 await run_in_threadpool(router.load)
             except Exception as exc:
                 logger.warning("photo model %r not loaded: %s", serving.photo_model, exc)
+        if store.default is not None:
+            await run_in_threadpool(rollout.start)
         if serving.gc_freeze:
             # Hundreds of thousands of long-lived objects (MLflow, pandas, ...) would otherwise
             # be traversed by every full collection: 50-150 ms pauses under load.
@@ -217,6 +241,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
     app.state.prediction_log = log
     app.state.feedback = feedback
     app.state.recorder = recorder
+    app.state.rollout = rollout
     install_problem_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -270,22 +295,46 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
     ) -> Response:
         """Run the model (photos on the photo model unless ``?model=`` chose one), log every
         prediction durably, and shape the JSON answer."""
+        arm = rollout.arm(request) if ref is None else ""
+        arm_model = rollout.model(arm, model)
         predictions, answered, path, fallback = await router.predict(
-            predictor, model, inputs, route=ref is None
+            predictor, arm_model, inputs, route=ref is None
         )
-        recorder.record(request, inputs, predictions, alias=ref, route=route_name)
+        logged_arm = arm if answered.key == arm_model.key else ""  # photos: the photo model
+        recorder.record(request, inputs, predictions, alias=ref, arm=logged_arm, route=route_name)
         request.state.model_version = answered.version
-        return _json(
-            {
-                "predictions": predictions,
-                "model_name": answered.name,
-                "model_version": answered.version,
-                "path": path,
-                "fallback": fallback,
-                "request_id": request.state.request_id,
-            },
-            headers={"X-Model-Version": str(answered.version)},
-        )
+        body = {
+            "predictions": predictions,
+            "model_name": answered.name,
+            "model_version": answered.version,
+            "path": path,
+            "fallback": fallback,
+            "request_id": request.state.request_id,
+        }
+        if logged_arm:
+            body["arm"] = logged_arm
+        shadow = None
+        if logged_arm and rollout.config.mode == "shadow" and rollout.challenger is not None:
+            shadow = BackgroundTask(score_shadow, request, rollout.challenger, inputs, route_name)
+        return _json(body, headers={"X-Model-Version": str(answered.version)}, background=shadow)
+
+    async def score_shadow(
+        request: Request, challenger: LoadedModel, inputs: ModelInputs, route_name: str
+    ) -> None:
+        """After the response: the challenger scores the same inputs; logged as its arm."""
+        try:
+            predictions = await predictor.predict(challenger, inputs)
+            recorder.record(
+                request,
+                inputs,
+                predictions,
+                alias=rollout.config.challenger,
+                arm=CHALLENGER,
+                route=route_name,
+                id_suffix=SHADOW_SUFFIX,
+            )
+        except Exception:  # the client has its answer; a failed shadow score is only logged
+            logger.exception("shadow scoring by %s v%d failed", *challenger.key)
 
     errors_predict = problem_responses(400, 403, 404, 413, 415, 422, 503)
 
@@ -462,6 +511,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
     add_monitoring_routes(app, settings)  # GET /v1/monitoring/summary, /v1/monitoring/report
     # POST /v1/explain (torch, imported lazily)
     add_explain_routes(app, settings, services.storage, choose_model)
+    add_rollout_routes(app, rollout, serving)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

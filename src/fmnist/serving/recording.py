@@ -69,12 +69,14 @@ class PredictionRecorder:
         if self.journal is not None:
             self.journal.close()
 
-    def stamp(self, request: Request, predictions: Sequence[dict[str, Any]]) -> None:
+    def stamp(
+        self, request: Request, predictions: Sequence[dict[str, Any]], suffix: str = ""
+    ) -> None:
         """Give each prediction its ``request_id`` (also when the log is off)."""
         for rid, prediction in zip(
             prediction_ids(request.state.request_id, len(predictions)), predictions, strict=True
         ):
-            prediction["request_id"] = rid
+            prediction["request_id"] = rid + suffix
 
     def record(
         self,
@@ -85,10 +87,12 @@ class PredictionRecorder:
         alias: str | None = None,
         arm: str = "",
         route: str = "",
+        id_suffix: str = "",
     ) -> None:
         """Stamp the predictions and return once their records are in the operating system's
-        hands (the journal), before the response is sent."""
-        self.stamp(request, predictions)
+        hands (the journal), before the response is sent. ``id_suffix`` marks a second
+        prediction of the same request (the shadow challenger's)."""
+        self.stamp(request, predictions, id_suffix)
         if self.journal is None:
             return
         state = request.state
