@@ -28,6 +28,10 @@ def _row(name: str, r: dict[str, Any]) -> str:
     )
 
 
+def _connections(n: int) -> str:
+    return f"{n} connection" if n == 1 else f"{n} connections"
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -52,7 +56,7 @@ def render_section(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
         _row(f"log on: fixed {fixed['rate_rps']:.0f}/s for {fixed['duration_s']:.0f} s", fixed),
     ]
-    lines += [_row(f"log on: peak, {r['connections']} connections", r) for r in results["peak"]]
+    lines += [_row(f"log on: peak, {_connections(r['connections'])}", r) for r in results["peak"]]
     lines.append(_row("log on: peak, 32, micro-batching off", results["microbatching"]["off"]))
     lines.append(_row("log off: fixed rate", log["off"]["fixed_rate"]))
     lines += [_row(f"log off: peak, {r['connections']} connections", r) for r in log["off"]["peak"]]
@@ -60,7 +64,7 @@ def render_section(results: dict[str, Any]) -> str:
         for i, r in enumerate(log["ab_rounds"][arm], 1):
             lines.append(_row(f"A/B round {i}, log {arm}: peak, 32", r))
     lines += [
-        _row(f"2 workers, log on: peak, {r['connections']} connections", r)
+        _row(f"2 workers, log on: peak, {_connections(r['connections'])}", r)
         for r in results["two_workers"]
     ]
     best = max(results["peak"], key=lambda r: r["rps"])
