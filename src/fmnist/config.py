@@ -409,11 +409,15 @@ class RolloutSettings(_Section):
     ``ab``: each client (``X-Client-ID`` header, else its request id) is assigned sticky to an
     arm by hashing its id with ``experiment``; ``share`` of the clients get the challenger.
     ``shadow``: the champion answers every request; the challenger scores the same inputs
-    after the response, and both predictions are logged with their arm. The admin API
-    (``PUT /v1/admin/rollout``) changes these at run time; every change is audited.
+    after the response, and both predictions are logged with their arm. ``canary``: as ``ab``,
+    with ``share`` moved along ``canary_steps`` by ``fmnist ab canary`` while the guards hold
+    (rolled back to the champion when one fails). The admin API (``PUT /v1/admin/rollout``)
+    changes these at run time; every change is audited.
     """
 
-    mode: Literal["off", "ab", "shadow"] = Field("off", description="off | ab | shadow")
+    mode: Literal["off", "ab", "shadow", "canary"] = Field(
+        "off", description="off | ab | shadow | canary"
+    )
     experiment: str = Field(
         "default",
         pattern=r"^[A-Za-z0-9._-]{1,64}$",
@@ -422,7 +426,23 @@ class RolloutSettings(_Section):
     challenger: str = Field(
         "challenger", min_length=1, description="model reference of the challenger arm"
     )
-    share: float = Field(0.1, ge=0, le=1, description="share of clients on the challenger (ab)")
+    share: float = Field(
+        0.1, ge=0, le=1, description="share of clients on the challenger (ab, canary)"
+    )
+    canary_steps: list[float] = Field(
+        default_factory=lambda: [0.05, 0.25, 0.5, 1.0],
+        min_length=1,
+        description="the challenger's shares of a canary, in order",
+    )
+    canary_min_requests: int = Field(
+        200, ge=1, description="challenger requests at a step before the canary advances"
+    )
+    guard_latency_ratio: float = Field(
+        1.5, gt=1, description="roll back when the challenger's p95 latency exceeds this ratio"
+    )
+    guard_unknown_increase: float = Field(
+        0.05, gt=0, le=1, description="roll back when its unknown rate is this much higher"
+    )
     audit_path: Path | None = Field(
         None, description="append-only audit log; default <home>/rollout/audit.jsonl"
     )

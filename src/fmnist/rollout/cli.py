@@ -146,6 +146,64 @@ def report_command(
     )
 
 
+@ab_app.command("canary")
+def canary_command(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write the new share (or the rollback) and audit it.")
+    ] = False,
+    alpha: Annotated[float, typer.Option(help="Significance level of the accuracy guard.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """One step of a running canary: advance, hold or roll back by the guard metrics over
+    the traffic since the last change; with --apply the servers pick it up on their next poll."""
+    from datetime import UTC, datetime
+
+    from fmnist.audit import AuditLog, audit_path
+    from fmnist.rollout.canary import decide_canary
+    from fmnist.rollout.readout import ab_readout
+    from fmnist.rollout.state import read_state, state_path, write_state
+
+    app_ctx: AppContext = ctx.obj
+    settings = app_ctx.settings
+    path = state_path(settings.home)
+    config = read_state(path, settings.rollout) or settings.rollout
+    if config.mode != "canary":
+        fail(f"no canary is running (rollout mode {config.mode!r})", 2)
+    since = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.exists() else None
+    services = app_ctx.services
+    readout = ab_readout(
+        services.prediction_log,
+        services.feedback,
+        experiment=config.experiment,
+        since=since,
+        alpha=alpha,
+    )
+    decision = decide_canary(readout, config)
+    applied = apply and decision.action in ("advance", "rollback")
+    if applied:
+        new = (
+            config.model_copy(update={"mode": "off", "share": 0.0})
+            if decision.action == "rollback"
+            else config.model_copy(update={"share": decision.share_to})
+        )
+        write_state(path, new)
+        AuditLog(audit_path(settings.home, settings.rollout.audit_path)).append(
+            "fmnist ab canary",
+            f"canary.{decision.action}",
+            "; ".join(decision.reasons),
+            {"decision": decision.to_dict(), "readout": readout.to_dict()},
+        )
+    if as_json:
+        typer.echo(json.dumps({**decision.to_dict(), "applied": applied}, indent=2))
+        return
+    console.print(
+        f"canary {config.experiment}: {decision.action} ({decision.share_from:.0%} -> "
+        f"{decision.share_to:.0%}){' applied' if applied else ''}: {'; '.join(decision.reasons)}",
+        highlight=False,
+    )
+
+
 def audit_command(
     ctx: typer.Context,
     last: Annotated[int | None, typer.Option("--last", min=1, help="Only the newest N.")] = None,

@@ -46,6 +46,7 @@ from fmnist.errors import FmnistError, SnapshotNotFoundError
 from fmnist.platform.services import Services
 from fmnist.registry.references import REF_PATTERN
 from fmnist.rollout.assignment import CHALLENGER, SHADOW_SUFFIX
+from fmnist.rollout.state import state_path
 from fmnist.serving.card_routes import add_card_routes
 from fmnist.serving.explain_routes import add_explain_routes
 from fmnist.serving.feedback_routes import add_feedback_routes
@@ -161,7 +162,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         settings.rollout,
         store,
         AuditLog(audit_path(settings.home, settings.rollout.audit_path)),
-        settings.home / "rollout" / "state.json",
+        state_path(settings.home),
     )
     max_batch = serving.max_batch
     max_pixels = serving.max_image_pixels

@@ -24,10 +24,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from fmnist.atomic import atomic_write_bytes
 from fmnist.audit import AuditLog
 from fmnist.config import RolloutSettings, ServingSettings
 from fmnist.rollout.assignment import CHALLENGER, CHAMPION, assign_arm
+from fmnist.rollout.state import read_state, write_state
 from fmnist.serving.model_store import LoadedModel, ModelNotFoundError, ModelStore
 from fmnist.serving.problems import ProblemError
 from fmnist.serving.recording import CLIENT_ID_HEADER
@@ -36,10 +36,14 @@ from fmnist.serving.schemas import problem_responses
 logger = logging.getLogger("fmnist.serving")
 
 
+SPLIT_MODES = ("ab", "canary")
+"""Modes in which the challenger answers its share of the clients."""
+
+
 class RolloutChange(BaseModel):
     """A new rollout configuration (``PUT /v1/admin/rollout``)."""
 
-    mode: str = Field(pattern="^(off|ab|shadow)$", description="off | ab | shadow")
+    mode: str = Field(pattern="^(off|ab|shadow|canary)$", description="off | ab | shadow | canary")
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     challenger: str = Field("challenger", min_length=1, max_length=200)
     share: float = Field(0.1, ge=0, le=1, description="share of clients on the challenger (ab)")
@@ -77,7 +81,7 @@ class Rollout:
 
     def model(self, arm: str, champion: LoadedModel) -> LoadedModel:
         """The model that answers ``arm``."""
-        if arm == CHALLENGER and self.config.mode == "ab" and self.challenger is not None:
+        if arm == CHALLENGER and self.config.mode in SPLIT_MODES and self.challenger is not None:
             return self.challenger
         return champion
 
@@ -112,8 +116,7 @@ class Rollout:
         challenger = self._load_challenger(config)
         previous = self.describe()
         self.config, self.challenger = config, challenger
-        payload = config.model_dump(mode="json", exclude={"audit_path"})
-        atomic_write_bytes(self.state_path, json.dumps(payload, indent=2).encode())
+        write_state(self.state_path, config)
         self._state_mtime = self.state_path.stat().st_mtime
         current = self.describe()
         self.audit.append(actor, "rollout.change", change.reason, {"from": previous, "to": current})
@@ -138,8 +141,9 @@ class Rollout:
             return False
         if mtime == self._state_mtime:
             return False
-        payload = json.loads(self.state_path.read_bytes())
-        config = RolloutSettings.model_validate({**self.config.model_dump(), **payload})
+        config = read_state(self.state_path, self.config)
+        if config is None:  # removed meanwhile
+            return False
         try:
             challenger = self._load_challenger(config)
         except ProblemError as exc:

@@ -85,6 +85,12 @@ def test_ab_split_is_sticky_per_client_and_logged_with_the_arm(
     entries = AuditLog(audit_path(trained.settings.home, None)).read()
     assert entries[-1]["action"] == "rollout.change" and entries[-1]["reason"] == "test split"
     assert entries[-1]["details"]["to"]["mode"] == "ab"
+    canary = server.put(
+        "/v1/admin/rollout", json={**change, "mode": "canary", "share": 1.0}, headers=ADMIN
+    )
+    assert canary.status_code == 200 and canary.json()["mode"] == "canary"
+    full = server.post("/v1/predict", json=INSTANCE, headers={"X-Client-ID": "client-0"}).json()
+    assert (full["arm"], full["model_version"]) == ("challenger", trained.second)
     stopped = server.put("/v1/admin/rollout", json={"mode": "off"}, headers=ADMIN)
     assert stopped.json()["mode"] == "off"
     assert "arm" not in server.post("/v1/predict", json=INSTANCE).json()
