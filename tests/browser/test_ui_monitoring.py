@@ -15,10 +15,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from app_server import running
 from fmnist import CLASS_NAMES
 from fmnist.composition import build_services
 from fmnist.config import Settings
+from fmnist.evaluation.run import evaluate_and_register
 from fmnist.monitoring.alerts import Observations, default_state_path, evaluate_alerts
 from fmnist.monitoring.report import reports_root
 
@@ -263,3 +266,54 @@ def test_the_monitoring_page_draws_the_summary(
     assert page.locator("svg").count() > 0  # its distribution plots
     assert not blocked, blocked
     screenshot(page, "evidently-report")
+
+
+def test_the_monitoring_page_shows_the_running_experiment(
+    page: Page, ui_settings: Settings, clean_monitoring: None
+) -> None:
+    """An A/B test started through the admin API: arms, split, accuracy per arm, decision."""
+
+    services = build_services(ui_settings)
+    challenger = evaluate_and_register(services, promote=False, quantize=False).version
+    assert challenger is not None
+    token = "browser-admin-token"
+    serving = ui_settings.serving.model_copy(update={"admin_token": SecretStr(token)})
+    state = ui_settings.home / "rollout" / "state.json"
+    admin = {"Authorization": f"Bearer {token}"}
+    try:
+        with (
+            running(ui_settings.model_copy(update={"serving": serving})) as url,
+            httpx.Client(base_url=url, trust_env=False, timeout=30) as http,
+        ):
+            change = {
+                "mode": "ab",
+                "experiment": "exp-ui",
+                "challenger": str(challenger.version),
+                "share": 0.5,
+            }
+            assert http.put("/v1/admin/rollout", json=change, headers=admin).status_code == 200
+            for i in range(60):
+                body = {"instances": [[(i * 13 + j) % 256 for j in range(784)]]}
+                answer = http.post("/v1/predict", json=body, headers={"X-Client-ID": f"c{i}"})
+                assert answer.status_code == 200, answer.text
+                prediction = answer.json()["predictions"][0]
+                sent = http.post(
+                    "/v1/feedback",
+                    json={"request_id": prediction["request_id"], "label": i % 10},
+                )
+                assert sent.status_code == 201, sent.text
+            page.goto(f"{url}/monitoring.html")
+            expect(page.locator(f'{tid("monitoring")}[data-state="ready"]')).to_be_visible()
+            caption = page.locator(tid("experiment-caption"))
+            expect(caption).to_contain_text('ab "exp-ui"')
+            expect(caption).to_contain_text(f"v{challenger.version}")
+            expect(caption).to_contain_text("50% of clients")
+            points = page.locator(f"{tid('chart-experiment')} svg circle.point")
+            expect(points).to_have_count(2)  # champion and challenger, with intervals
+            decision = page.locator(tid("experiment-decision"))
+            expect(decision).to_contain_text("Decision: continue")
+            expect(decision).to_have_attribute("data-decision", "continue")
+            screenshot(page, "monitoring-experiment")
+            http.put("/v1/admin/rollout", json={"mode": "off"}, headers=admin)
+    finally:
+        state.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -171,6 +171,8 @@ class MonitoringSummary(BaseModel):
     live_accuracy: LiveAccuracySummary
     drift: DriftStatus
     alerts: list[ActiveAlert]
+    experiment: dict[str, Any] | None = None
+    """The running A/B, shadow or canary experiment and its readout (None: none running)."""
 
 
 def _iso(us: int) -> str:

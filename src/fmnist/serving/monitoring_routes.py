@@ -27,6 +27,7 @@ from fmnist.monitoring.summary import (
     build_summary,
     latest_report_html,
 )
+from fmnist.rollout.readout import ab_readout
 from fmnist.serving.problems import ProblemError
 from fmnist.serving.schemas import problem_responses
 
@@ -76,6 +77,18 @@ def add_monitoring_routes(app: FastAPI, settings: Settings) -> None:
             )
         except MonitoringError as exc:
             raise ProblemError(422, str(exc), slug="invalid-window") from None
+        rollout = request.app.state.rollout
+        if rollout.active and request.app.state.feedback is not None:
+            readout = await run_in_threadpool(
+                ab_readout,
+                log,
+                request.app.state.feedback,
+                experiment=rollout.config.experiment,
+                since=rollout.started_at,
+            )
+            summary = summary.model_copy(
+                update={"experiment": {**rollout.describe(), "readout": readout.to_dict()}}
+            )
         return Response(
             summary.model_dump_json(),
             media_type="application/json",

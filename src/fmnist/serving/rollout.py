@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class Rollout:
         self.state_path = state_path
         self.challenger: LoadedModel | None = None
         self._state_mtime: float | None = None
+        self.started_at = datetime.now(UTC)
+        """When the configuration in use was set (the state file's time, else start-up)."""
 
     @property
     def active(self) -> bool:
@@ -118,6 +121,7 @@ class Rollout:
         self.config, self.challenger = config, challenger
         write_state(self.state_path, config)
         self._state_mtime = self.state_path.stat().st_mtime
+        self.started_at = datetime.fromtimestamp(self._state_mtime, UTC)
         current = self.describe()
         self.audit.append(actor, "rollout.change", change.reason, {"from": previous, "to": current})
         logger.info("rollout changed: %s", current)
@@ -150,6 +154,7 @@ class Rollout:
             logger.error("rollout state %s not applied: %s", self.state_path, exc.detail)
             challenger, config = None, config.model_copy(update={"mode": "off"})
         self.config, self.challenger, self._state_mtime = config, challenger, mtime
+        self.started_at = datetime.fromtimestamp(mtime, UTC)
         return True
 
     def describe(self) -> dict[str, Any]:
@@ -163,6 +168,7 @@ class Rollout:
             if challenger is None
             else {"name": challenger.name, "version": challenger.version},
             "share": self.config.share,
+            "since": self.started_at.isoformat(),
         }
 
 

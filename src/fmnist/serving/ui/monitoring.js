@@ -190,6 +190,53 @@ function renderDrift({ drift }) {
   $("chart-drift").replaceChildren(pValueBars({ rows, label: "Drift tests: p-values", width }));
 }
 
+/** The running A/B, shadow or canary experiment: accuracy per arm with intervals, decision. */
+function renderExperiment({ experiment }) {
+  const caption = $("experiment-caption");
+  const decision = $("experiment-decision");
+  if (!experiment) {
+    caption.textContent = "No experiment running (PUT v1/admin/rollout starts one).";
+    $("chart-experiment").replaceChildren();
+    decision.textContent = "";
+    decision.dataset.decision = "";
+    return;
+  }
+  const { readout } = experiment;
+  const model = experiment.challenger_model;
+  const arms = readout.arms
+    .map((a) => `${a.arm}: ${a.requests} requests, ${a.labelled} labelled` +
+      (a.latency_p95_ms == null ? "" : `, p95 ${a.latency_p95_ms.toFixed(2)} ms`) +
+      (a.unknown_rate == null ? "" : `, unknown ${percent(a.unknown_rate)}`))
+    .join("; ");
+  caption.textContent =
+    `${experiment.mode} "${experiment.experiment}": challenger ${experiment.challenger}` +
+    (model ? ` (${model.name} v${model.version})` : "") +
+    (experiment.mode === "shadow" ? "" : `, ${percent(experiment.share, 0)} of clients`) +
+    ` since ${when(experiment.since, true)}. ${arms}.`;
+  const rows = readout.arms
+    .filter((a) => a.labelled > 0)
+    .map((a) => estimateRow(a.arm, {
+      accuracy: a.accuracy, low: a.accuracy_low, high: a.accuracy_high, n: a.labelled,
+      correct: a.correct,
+    }, a.arm));
+  $("chart-experiment").replaceChildren(
+    ...(rows.length
+      ? [intervals({
+        rows,
+        xTitle: "accuracy per arm (labelled traffic)",
+        label: "Accuracy per arm",
+        width: widthOf("chart-experiment", 520),
+      })]
+      : []),
+  );
+  decision.dataset.decision = readout.decision || "";
+  decision.textContent = readout.decision
+    ? `Decision: ${readout.decision} (difference ${(100 * readout.difference).toFixed(2)} ` +
+      `points, always-valid p ${formatP(readout.p_value_always_valid)}; ` +
+      `${readout.planned_n_per_arm.toLocaleString()} labelled per arm planned).`
+    : "No decision yet: both arms need labelled predictions.";
+}
+
 function renderAlerts({ alerts }) {
   const list = $("alerts");
   if (!alerts.length) {
@@ -235,6 +282,7 @@ function renderCharts(summary) {
   renderConfidence(summary);
   renderAccuracy(summary);
   renderDrift(summary);
+  renderExperiment(summary);
 }
 
 let loading = null;
