@@ -6,6 +6,7 @@ Commands import their modules when they run, so ``fmnist --help`` stays fast.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -84,6 +85,14 @@ def simulate_command(
     )
 
 
+def _experiment_start(app_ctx: AppContext) -> datetime | None:
+    """When the rollout in use was set (its state file's time), or None."""
+    from fmnist.rollout.state import state_path
+
+    path = state_path(app_ctx.settings.home)
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.exists() else None
+
+
 @ab_app.command("report")
 def report_command(
     ctx: typer.Context,
@@ -91,7 +100,12 @@ def report_command(
         str, typer.Option("--experiment", help="Experiment name (shown in the report).")
     ] = "",
     since: Annotated[
-        str | None, typer.Option("--since", help="ISO 8601 time (UTC) or an age: 30m, 24h, 7d.")
+        str | None,
+        typer.Option(
+            "--since",
+            help="ISO 8601 time (UTC) or an age: 30m, 24h, 7d; default: the last rollout "
+            "change (its state file), else all of the log.",
+        ),
     ] = None,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     mde: Annotated[float, typer.Option(help="Minimum detectable accuracy difference.")] = 0.02,
@@ -103,7 +117,7 @@ def report_command(
     from fmnist.rollout.readout import ab_readout
 
     app_ctx: AppContext = ctx.obj
-    start = parse_time(since) if since is not None else None
+    start = parse_time(since) if since is not None else _experiment_start(app_ctx)
     services = app_ctx.services
     readout = ab_readout(
         services.prediction_log,
@@ -157,8 +171,6 @@ def canary_command(
 ) -> None:
     """One step of a running canary: advance, hold or roll back by the guard metrics over
     the traffic since the last change; with --apply the servers pick it up on their next poll."""
-    from datetime import UTC, datetime
-
     from fmnist.audit import AuditLog, audit_path
     from fmnist.rollout.canary import decide_canary
     from fmnist.rollout.readout import ab_readout
