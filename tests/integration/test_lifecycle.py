@@ -6,6 +6,7 @@ real MLflow SQLite store; the tests assert different parts of what it produced.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,6 +164,13 @@ def test_promote_and_rollback_via_cli(scenario: Scenario, monkeypatch: pytest.Mo
 
     shown = runner.invoke(app, ["models", "show", "champion"])
     assert shown.exit_code == 0 and f'"version": {before}' in shown.output
+
+    audited = runner.invoke(app, ["audit", "--json", "--last", "2"])
+    assert audited.exit_code == 0, audited.output
+    promoted, rolled_back = (json.loads(line) for line in audited.stdout.splitlines())
+    assert (promoted["action"], promoted["details"]["version"]) == ("promote", target)
+    assert promoted["details"]["previous"] == before
+    assert (rolled_back["action"], rolled_back["details"]["version"]) == ("rollback", before)
 
 
 def test_unknown_version_is_a_one_line_error(
