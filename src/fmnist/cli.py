@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
 from fmnist import __version__
-from fmnist.cli_support import AppContext, console, fail
+from fmnist.cli_support import AppContext, console, err_console, fail
 from fmnist.config import LoadedSettings, load_settings
 from fmnist.errors import FmnistError
+
+if TYPE_CHECKING:
+    from fmnist.platform.services import Services
 
 __all__ = ["app", "main"]
 
@@ -69,7 +72,35 @@ def _root(
     """fmnist: Fashion-MNIST from raw data to a monitored service."""
     from fmnist.composition import build_services
 
-    ctx.obj = AppContext(loaded=_load(config, debug), build_services=build_services, debug=debug)
+    ctx.obj = AppContext(
+        loaded=_load(config, debug),
+        build_services=build_services,
+        debug=debug,
+        after_drift_check=(_closed_loop,),
+    )
+
+
+def _closed_loop(services: Services, result: Any) -> None:
+    """After each check of ``fmnist monitor run``: retrain on a trigger, step the rollout."""
+    from fmnist.retraining.loop import after_drift_check
+
+    step = after_drift_check(services, result)
+    if step is None:
+        return
+    if step.retrain is not None:
+        err_console.print(
+            f"retrain ({step.retrain.trigger['kind']}): {step.retrain.status}: "
+            f"{step.retrain.reason}",
+            markup=False,
+            highlight=False,
+        )
+    if step.rollout.action != "idle":
+        err_console.print(
+            f"rollout {step.rollout.mode}: {step.rollout.action} "
+            f"({'; '.join(step.rollout.reasons)})",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _load(config: Path | None, debug: bool) -> LoadedSettings:
@@ -121,6 +152,7 @@ def _register_subcommands() -> None:
     from fmnist.automl.cli import automl_app
     from fmnist.batch.cli import predict_app
     from fmnist.data.cli import data_app
+    from fmnist.demo.cli import demo_app
     from fmnist.evaluation.cli import evaluate_command
     from fmnist.explain.cli import explain_app
     from fmnist.monitoring.cli import monitor_app
@@ -128,6 +160,7 @@ def _register_subcommands() -> None:
     from fmnist.pipelines.leaderboard_cli import benchmark_command
     from fmnist.realworld.cli import experiment_app
     from fmnist.registry.cli import models_app
+    from fmnist.retraining.cli import retrain_command
     from fmnist.rollout.cli import ab_app, audit_command
     from fmnist.serving.cli import serve_command
     from fmnist.training.baselines_cli import baselines_app
@@ -150,6 +183,8 @@ def _register_subcommands() -> None:
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(ab_app, name="ab")
     app.command("audit")(audit_command)
+    app.command("retrain")(retrain_command)
+    app.add_typer(demo_app, name="demo")
 
 
 _register_subcommands()

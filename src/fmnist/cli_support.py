@@ -6,9 +6,9 @@ the root can import them without a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -36,6 +36,9 @@ class AppContext:
     loaded: LoadedSettings
     build_services: Callable[[Settings], Services]
     debug: bool = False
+    after_drift_check: Sequence[Callable[[Services, Any], None]] = ()
+    """Called by ``fmnist monitor run`` after each check with its result (None when the
+    check could not run): the root CLI wires the retraining loop here."""
     _services: Services | None = field(default=None, repr=False)
 
     @property

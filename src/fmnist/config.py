@@ -108,6 +108,14 @@ class GateSettings(_Section):
     mcnemar_alpha: float = Field(
         0.05, gt=0, lt=1, description="a challenger must beat the champion at this level"
     )
+    champion_test: Literal["superiority", "non_inferiority"] = Field(
+        "superiority",
+        description="superiority: significantly better than the champion (McNemar); "
+        "non_inferiority: not worse by more than the margin (retraining's candidates)",
+    )
+    non_inferiority_margin: float = Field(
+        0.005, ge=0, lt=1, description="accuracy a non-inferior challenger may lose, at most"
+    )
 
 
 class EvaluationSettings(_Section):
@@ -443,8 +451,53 @@ class RolloutSettings(_Section):
     guard_unknown_increase: float = Field(
         0.05, gt=0, le=1, description="roll back when its unknown rate is this much higher"
     )
+    guard_latency_slack_ms: float = Field(
+        5.0, ge=0, description="p95 differences below this are noise, never a latency breach"
+    )
+    guard_error_increase: float = Field(
+        0.01, gt=0, le=1, description="roll back when its error rate is this much higher"
+    )
+    shadow_min_requests: int = Field(
+        200, ge=1, description="shadow-scored requests before a shadow moves on to a canary"
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="significance of the live-accuracy guard (always-valid)"
+    )
     audit_path: Path | None = Field(
         None, description="append-only audit log; default <home>/rollout/audit.jsonl"
+    )
+
+
+class RetrainingSettings(_Section):
+    """Automated retraining: triggers, storm protection, the data it adds, what follows.
+
+    Triggers: drift detected by the monitor, a schedule, enough new labelled feedback, or a
+    person (``fmnist retrain``). One retrain runs at a time (a lock); a trigger within
+    ``cooldown_s`` of the last retrain is recorded as skipped. The candidate is trained by the
+    ``training`` pipeline on the registered snapshot plus the labelled feedback of the window,
+    part of which is held out as the drifted-window gate.
+    """
+
+    auto: bool = Field(False, description="the monitor (fmnist monitor run) acts on triggers")
+    preset: str = Field("quick", min_length=1, description="training preset of a retrain")
+    cooldown_s: float = Field(6 * 3600.0, ge=0, description="quiet time after a retrain")
+    schedule_interval_h: float | None = Field(
+        None, gt=0, description="retrain at least this often (hours); none: no schedule"
+    )
+    min_new_feedback: int = Field(
+        1000, ge=1, description="new labelled feedback that triggers a retrain"
+    )
+    holdout_fraction: float = Field(
+        0.3, gt=0, lt=1, description="share of the window's feedback held out as its gate"
+    )
+    feedback_weight: int = Field(
+        5, ge=1, le=100, description="copies of each feedback image in the training split"
+    )
+    min_feedback: int = Field(
+        30, ge=1, description="labelled window items a retrain needs (train and holdout)"
+    )
+    rollout: Literal["shadow", "canary", "none"] = Field(
+        "shadow", description="how a candidate that passed its gates starts serving"
     )
 
 
@@ -549,6 +602,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     agnostic: AgnosticSettings = Field(default_factory=AgnosticSettings)

@@ -3,12 +3,17 @@
 Layout under the lake root::
 
     snapshots/<id>/train.parquet, val.parquet, test.parquet   (or data.npz)
+    snapshots/<id>/holdout.parquet                            (derived snapshots only)
     snapshots/<id>/validation.json
     snapshots/<id>/manifest.json                              (written last: the commit marker)
 
 The id is a hash of the raw content, the split parameters, the format and the layout version, so
 the same input always gives the same id and writing it again is a no-op. A folder without a
 manifest is an interrupted write: it is invisible to readers and overwritten by the next write.
+
+A derived snapshot (:func:`write_derived_snapshot`, used by retraining) adds rows to a base
+snapshot's train split and may keep a ``holdout`` split that no training step reads; its
+manifest's ``lineage`` says where every added row came from.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pydantic import BaseModel
 from fmnist import IMAGE_SIZE, NUM_CLASSES, __version__
 from fmnist.config import DataSettings, ValidationSettings
 from fmnist.data.sources import RawDataset
-from fmnist.data.validation import ValidationReport, validate_splits
+from fmnist.data.validation import Check, ValidationReport, content_ids, validate_splits
 from fmnist.errors import DataFormatError, SnapshotNotFoundError, ValidationFailedError
 from fmnist.identity import digest_bytes, digest_json
 from fmnist.platform.storage import Storage
@@ -37,6 +42,8 @@ from fmnist.platform.storage import Storage
 LAYOUT_VERSION = 1
 SNAPSHOTS = "snapshots"
 SPLITS = ("train", "val", "test")
+HOLDOUT = "holdout"
+"""The optional split of a derived snapshot that evaluation uses and training never reads."""
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
 Images = npt.NDArray[np.uint8]
@@ -66,6 +73,8 @@ class Manifest(BaseModel):
     counts: dict[str, int]
     files: dict[str, FileEntry]
     validation: dict[str, Any]
+    lineage: dict[str, Any] | None = None
+    """For a derived snapshot: its base snapshot and the origin of the added rows."""
 
 
 @dataclass(frozen=True)
@@ -203,8 +212,38 @@ def write_snapshot(
         failed = ", ".join(f"{c.name}={c.value:.4g} > {c.threshold:.4g}" for c in report.failures)
         raise ValidationFailedError(f"validation failed, snapshot not written: {failed}")
 
+    return _write_files(
+        storage,
+        sid,
+        parts,
+        report,
+        fmt=data.snapshot_format,
+        source=raw.source,
+        content_hash=raw.content_hash,
+        checksums=raw.checksums,
+        split_seed=data.split_seed,
+        val_fraction=data.val_fraction,
+    ), report
+
+
+def _write_files(
+    storage: Storage,
+    sid: str,
+    parts: dict[str, tuple[Images, Labels, np.ndarray]],
+    report: ValidationReport,
+    *,
+    fmt: Literal["parquet", "npz"],
+    source: str,
+    content_hash: str,
+    checksums: dict[str, str],
+    split_seed: int,
+    val_fraction: float,
+    lineage: dict[str, Any] | None = None,
+) -> Manifest:
+    """Write the splits, the validation report and, last, the manifest of snapshot ``sid``."""
+    prefix = f"{SNAPSHOTS}/{sid}"
     blobs: dict[str, bytes] = {}
-    if data.snapshot_format == "parquet":
+    if fmt == "parquet":
         for name, (images, labels, index) in parts.items():
             blobs[f"{name}.parquet"] = _to_parquet(images, labels, index)
     else:
@@ -227,12 +266,12 @@ def write_snapshot(
         layout_version=LAYOUT_VERSION,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         code_version=_code_version(),
-        source=raw.source,
-        content_hash=raw.content_hash,
-        source_checksums=raw.checksums,
-        format=data.snapshot_format,
-        split_seed=data.split_seed,
-        val_fraction=data.val_fraction,
+        source=source,
+        content_hash=content_hash,
+        source_checksums=checksums,
+        format=fmt,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
         counts={name: len(part[1]) for name, part in parts.items()},
         files={n: FileEntry(sha256=digest_bytes(b), bytes=len(b)) for n, b in blobs.items()},
         validation={
@@ -244,9 +283,101 @@ def write_snapshot(
                 k: v.duplicate_extra_copies for k, v in report.splits.items()
             },
         },
+        lineage=lineage,
     )
     storage.write_bytes(f"{prefix}/manifest.json", manifest.model_dump_json(indent=2).encode())
-    return manifest, report
+    return manifest
+
+
+def write_derived_snapshot(
+    storage: Storage,
+    base: Snapshot,
+    added: tuple[Images, Labels],
+    holdout: tuple[Images, Labels],
+    validation: ValidationSettings,
+    lineage: dict[str, Any],
+    *,
+    weight: int = 1,
+) -> tuple[Manifest, ValidationReport]:
+    """Write ``base`` with ``added`` rows in front of its train split (each ``weight`` times)
+    and ``holdout`` as the split that evaluation uses and training never reads.
+
+    Added rows come first so a preset that trains on the first N images (``train_subset``)
+    still learns from them. Validation runs on the rows as distinct images (before the
+    repetition): schema, duplicates, labels, leakage of val/test into train; a holdout image
+    that is also in train is leakage too. Raises :class:`ValidationFailedError` without
+    writing anything when a check fails. The id hashes the base id, the rows and the lineage,
+    so writing the same derivation again is a no-op.
+    """
+    train_images, train_labels = base.split("train")
+    added_index = np.full(len(added[1]), -1, dtype=np.int32)
+    distinct = {
+        "train": (
+            np.concatenate([added[0], train_images]),
+            np.concatenate([added[1], train_labels]),
+            np.concatenate([added_index, base.source_index["train"]]),
+        ),
+        "val": (*base.split("val"), base.source_index["val"]),
+        "test": (*base.split("test"), base.source_index["test"]),
+    }
+    content = {
+        "added": digest_bytes(added[0].tobytes() + added[1].tobytes()),
+        "holdout": digest_bytes(holdout[0].tobytes() + holdout[1].tobytes()),
+        "weight": weight,
+    }
+    sid = digest_json({"base": base.snapshot_id, "content": content, "lineage": lineage}, length=16)
+    report = validate_snapshot_splits(distinct, validation, f"{base.snapshot_id}+{sid}")
+    ids = content_ids(np.concatenate([holdout[0], distinct["train"][0]]))  # ids are per call
+    leaked = np.isin(ids[: len(holdout[0])], ids[len(holdout[0]) :])
+    holdout_check = Check(
+        name="holdout.leakage_fraction",
+        value=float(leaked.mean()) if len(leaked) else 0.0,
+        threshold=0.0,
+        passed=not leaked.any(),
+        detail=f"{int(leaked.sum())} holdout images also in train",
+    )
+    report = report.model_copy(
+        update={
+            "checks": [*report.checks, holdout_check],
+            "passed": report.passed and holdout_check.passed,
+        }
+    )
+    if storage.exists(f"{SNAPSHOTS}/{sid}/manifest.json"):
+        return read_manifest(storage, sid), report
+    if not report.passed:
+        failed = ", ".join(f"{c.name}={c.value:.4g} > {c.threshold:.4g}" for c in report.failures)
+        raise ValidationFailedError(f"validation failed, snapshot not written: {failed}")
+    repeated = (np.repeat(added[0], weight, axis=0), np.repeat(added[1], weight))
+    parts = {
+        **distinct,
+        "train": (
+            np.concatenate([repeated[0], train_images]),
+            np.concatenate([repeated[1], train_labels]),
+            np.concatenate([np.full(len(repeated[1]), -1, np.int32), base.source_index["train"]]),
+        ),
+        HOLDOUT: (holdout[0], holdout[1], np.full(len(holdout[1]), -1, dtype=np.int32)),
+    }
+    manifest = base.manifest
+    lineage = {
+        "base_snapshot": base.snapshot_id,
+        "added_rows": len(added[1]),
+        "weight": weight,
+        "holdout_rows": len(holdout[1]),
+        **lineage,
+    }
+    return _write_files(
+        storage,
+        sid,
+        parts,
+        report,
+        fmt=manifest.format,
+        source=f"derived from snapshot {base.snapshot_id}",
+        content_hash=digest_json(content, length=64),
+        checksums=manifest.source_checksums,
+        split_seed=manifest.split_seed,
+        val_fraction=manifest.val_fraction,
+        lineage=lineage,
+    ), report
 
 
 def read_manifest(storage: Storage, sid: str) -> Manifest:
@@ -301,14 +432,15 @@ def load_snapshot(storage: Storage, sid: str | None = None) -> Snapshot:
     images: dict[str, Images] = {}
     labels: dict[str, Labels] = {}
     index: dict[str, npt.NDArray[np.int32]] = {}
+    splits = [*SPLITS, *([HOLDOUT] if HOLDOUT in manifest.counts else [])]
     if manifest.format == "parquet":
-        for split in SPLITS:
+        for split in splits:
             images[split], labels[split], index[split] = _from_parquet(
                 blob(f"{split}.parquet"), f"{prefix}/{split}.parquet"
             )
     else:
         with np.load(io.BytesIO(blob("data.npz"))) as npz:
-            for split in SPLITS:
+            for split in splits:
                 images[split] = npz[f"{split}_images"]
                 labels[split] = npz[f"{split}_labels"]
                 index[split] = npz[f"{split}_index"]

@@ -2,7 +2,11 @@
 
 :func:`apply_gates` checks a challenger's :class:`~fmnist.evaluation.metrics.EvaluationReport`
 against :class:`~fmnist.config.GateSettings` and, given both models' per-sample correctness on
-the same test set, requires a significant improvement by an exact one-sided McNemar test.
+the same test set, requires a significant improvement by an exact one-sided McNemar test
+(``superiority``) or, for a retrained candidate, that it is not worse than the champion by more
+than a margin (``non_inferiority``: the one-sided lower confidence bound of the paired accuracy
+difference). With a held-out drifted window, the challenger must also be significantly better
+than the champion on it (McNemar, ``drift_window``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 
 from fmnist.config import GateSettings
 from fmnist.evaluation.metrics import EvaluationReport
@@ -35,6 +39,18 @@ class McNemarResult(BaseModel):
     c: int = Field(ge=0)
     statistic: float = Field(ge=0.0)
     p_value: float = Field(ge=0.0, le=1.0)
+
+    @property
+    def difference(self) -> float:
+        """The challenger's accuracy minus the champion's on these samples."""
+        return (self.b - self.c) / self.n if self.n else 0.0
+
+    def lower_bound(self, alpha: float) -> float:
+        """One-sided ``1 - alpha`` lower confidence bound of :attr:`difference` (Wald, paired)."""
+        if not self.n:
+            return 0.0
+        variance = max(self.b + self.c - (self.b - self.c) ** 2 / self.n, 0.0) / self.n**2
+        return self.difference - float(norm.ppf(1 - alpha)) * float(np.sqrt(variance))
 
 
 def _as_correct(values: npt.ArrayLike, what: str) -> npt.NDArray[np.bool_]:
@@ -82,6 +98,9 @@ class GateDecision(BaseModel):
     reasons: list[str]
     checks: dict[str, bool]
     mcnemar: McNemarResult | None = None
+    champion_test: str = "superiority"
+    window: McNemarResult | None = None
+    """The comparison on the held-out drifted window, when there was one."""
 
     def as_tags(self) -> dict[str, str]:
         """Flat string tags for a model registry, e.g. ``{"gate.passed": "true", ...}``."""
@@ -95,6 +114,11 @@ class GateDecision(BaseModel):
             tags["gate.mcnemar_p"] = f"{self.mcnemar.p_value:.6g}"
             tags["gate.mcnemar_b"] = str(self.mcnemar.b)
             tags["gate.mcnemar_c"] = str(self.mcnemar.c)
+            tags["gate.champion_test"] = self.champion_test
+        if self.window is not None:
+            tags["gate.window_n"] = str(self.window.n)
+            tags["gate.window_difference"] = f"{self.window.difference:.4f}"
+            tags["gate.window_p"] = f"{self.window.p_value:.6g}"
         return tags
 
 
@@ -111,14 +135,19 @@ def apply_gates(
     gates: GateSettings,
     challenger_correct: npt.ArrayLike | None = None,
     champion_correct: npt.ArrayLike | None = None,
+    *,
+    window_correct: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
 ) -> GateDecision:
     """Check a challenger's report against the promotion gates.
 
     Checks: accuracy >= ``min_accuracy``; every class's recall >= ``min_class_recall`` (a class
     without test samples fails, since its recall is unmeasured); ``report.ece`` (after
-    temperature scaling) <= ``max_ece``; and, when ``champion_correct`` is given, McNemar
-    ``p < mcnemar_alpha`` for the challenger (``challenger_correct`` is then required, and both
-    must have ``report.n`` entries).
+    temperature scaling) <= ``max_ece``; when ``champion_correct`` is given, the champion
+    comparison of ``gates.champion_test`` (``challenger_correct`` is then required, and both
+    must have ``report.n`` entries): superiority is McNemar ``p < mcnemar_alpha``,
+    non-inferiority is a lower bound of the accuracy difference >= ``-non_inferiority_margin``;
+    with ``window_correct`` (challenger's, champion's on the held-out drifted window), McNemar
+    ``p < mcnemar_alpha`` on that window.
     """
     checks: dict[str, bool] = {}
     reasons: list[str] = []
@@ -154,14 +183,40 @@ def apply_gates(
             raise ValueError(
                 f"correctness arrays have {mcnemar.n} entries but the report has n={report.n}"
             )
-        checks["champion"] = mcnemar.p_value < gates.mcnemar_alpha
-        if not checks["champion"]:
+        if gates.champion_test == "superiority":
+            checks["champion"] = mcnemar.p_value < gates.mcnemar_alpha
+            if not checks["champion"]:
+                reasons.append(
+                    "not significantly better than the champion "
+                    f"(McNemar p={mcnemar.p_value:.3g} >= {gates.mcnemar_alpha:g}; "
+                    f"+{mcnemar.b}/-{mcnemar.c} discordant)"
+                )
+        else:
+            bound = mcnemar.lower_bound(gates.mcnemar_alpha)
+            checks["champion"] = bound >= -gates.non_inferiority_margin
+            if not checks["champion"]:
+                reasons.append(
+                    f"possibly worse than the champion by more than "
+                    f"{gates.non_inferiority_margin:.2%} (difference {mcnemar.difference:+.2%}, "
+                    f"lower bound {bound:+.2%}; +{mcnemar.b}/-{mcnemar.c} discordant)"
+                )
+
+    window: McNemarResult | None = None
+    if window_correct is not None:
+        window = mcnemar_test(*window_correct)
+        checks["drift_window"] = window.p_value < gates.mcnemar_alpha
+        if not checks["drift_window"]:
             reasons.append(
-                "not significantly better than the champion "
-                f"(McNemar p={mcnemar.p_value:.3g} >= {gates.mcnemar_alpha:g}; "
-                f"+{mcnemar.b}/-{mcnemar.c} discordant)"
+                "not significantly better than the champion on the drifted window "
+                f"({window.n} held out, difference {window.difference:+.2%}, McNemar p="
+                f"{window.p_value:.3g} >= {gates.mcnemar_alpha:g})"
             )
 
     return GateDecision(
-        passed=all(checks.values()), reasons=reasons, checks=checks, mcnemar=mcnemar
+        passed=all(checks.values()),
+        reasons=reasons,
+        checks=checks,
+        mcnemar=mcnemar,
+        champion_test=gates.champion_test,
+        window=window,
     )

@@ -18,8 +18,8 @@ import numpy.typing as npt
 
 from fmnist import CLASS_NAMES
 from fmnist.atomic import atomic_write_text
-from fmnist.config import Settings
-from fmnist.data.snapshot import Snapshot, load_snapshot
+from fmnist.config import GateSettings, Settings
+from fmnist.data.snapshot import HOLDOUT, Snapshot, load_snapshot
 from fmnist.errors import QuantizationError
 from fmnist.evaluation.calibration import softmax
 from fmnist.evaluation.gates import GateDecision, apply_gates
@@ -90,17 +90,23 @@ def _drift_reference(
 
 
 def _champion_correct(
-    registry: ModelRegistry, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8]
-) -> tuple[int | None, npt.NDArray[np.bool_] | None]:
+    registry: ModelRegistry, snapshot: Snapshot
+) -> tuple[int | None, dict[str, npt.NDArray[np.bool_]]]:
+    """The champion's version and its per-sample correctness on the test split (and on the
+    holdout split of a derived snapshot)."""
     try:
         champion = registry.get(CHAMPION)
     except RegistryError:
-        return None, None
+        return None, {}
+    correct = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = registry.download(str(champion.version), Path(tmp))
         classifier = OnnxClassifier(folder / "model.onnx")
-        predicted = classifier.predict(images)
-    return champion.version, predicted == labels
+        for split in ("test", HOLDOUT):
+            if split in snapshot.images:
+                images, labels = snapshot.split(split)
+                correct[split] = classifier.predict(images) == labels
+    return champion.version, correct
 
 
 def evaluate_and_register(
@@ -111,12 +117,16 @@ def evaluate_and_register(
     register: bool = True,
     promote: bool = True,
     quantize: bool = True,
+    gates: GateSettings | None = None,
 ) -> EvaluationOutcome:
     """Evaluate a training run's model, apply the gates, register it and maybe promote it.
 
     ``run_id`` defaults to the newest finished training run. The version is registered under
     ``model_name`` (default ``tracking.registered_model``) with the alias ``challenger``; when
-    every gate passes and ``promote`` is true it becomes ``champion``.
+    every gate passes and ``promote`` is true it becomes ``champion``. ``gates`` replaces the
+    configured gates (retraining asks for non-inferiority). When the run's snapshot has a
+    holdout split (a drifted window kept out of training), the challenger must also beat the
+    champion on it.
     """
     settings = services.settings
     registry = services.registry(model_name)
@@ -134,12 +144,20 @@ def evaluate_and_register(
     report = report.model_copy(
         update={"robustness": robustness_accuracy(classifier.predict, images, labels)}
     )
-    champion_version, champion_correct = _champion_correct(registry, images, labels)
+    champion_version, champion_correct = _champion_correct(registry, snapshot)
+    window_correct = None
+    if HOLDOUT in champion_correct:
+        holdout_images, holdout_labels = snapshot.split(HOLDOUT)
+        window_correct = (
+            classifier.predict(holdout_images) == holdout_labels,
+            champion_correct[HOLDOUT],
+        )
     decision = apply_gates(
         report,
-        settings.gates,
+        gates or settings.gates,
         challenger_correct=logits.argmax(axis=1) == labels,
-        champion_correct=champion_correct,
+        champion_correct=champion_correct.get("test"),
+        window_correct=window_correct,
     )
 
     out = settings.home / "runs" / run_id / "evaluation"

@@ -53,37 +53,22 @@ def _check(
     model: str | None,
     reference: Path | None,
     any_model: bool,
-    target: MonitorTarget | None = None,
 ) -> tuple[DriftResult, MonitorTarget, int]:
-    from fmnist.monitoring.monitor import read_window, resolve_target, run_check
-    from fmnist.monitoring.prediction_log import open_prediction_log
+    from fmnist.monitoring.monitor import check_traffic
     from fmnist.monitoring.timespec import parse_time
 
     if last is not None and since is not None:
         raise MonitoringError("give --last or --since, not both")
     if last is not None and last < 1:
         raise MonitoringError(f"--last must be at least 1, got {last}")
-    settings = app_ctx.settings
-    start = parse_time(since) if since is not None else None
-    size = last if last is not None or start is not None else settings.drift.window
-    target = target or resolve_target(app_ctx.services, model, reference_dir=reference)
-    log = open_prediction_log(settings, create=False)
-    try:
-        window, skipped = read_window(
-            log,
-            last=size,
-            since=start,
-            model_name=None if any_model else target.reference.info.model_name,
-        )
-    finally:
-        log.close()
-    if len(window) < settings.drift.min_window:
-        raise MonitoringError(
-            f"the window holds {len(window)} logged predictions with their input; "
-            f"at least drift.min_window={settings.drift.min_window} are needed"
-        )
-    result, _ = run_check(settings, target, window)
-    return result, target, skipped
+    return check_traffic(
+        app_ctx.services,
+        last=last,
+        since=parse_time(since) if since is not None else None,
+        model=model,
+        reference=reference,
+        any_model=any_model,
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -139,19 +124,6 @@ def drift_command(
     _print(result, target, skipped)
 
 
-def _alert(app_ctx: AppContext, result: DriftResult | None) -> None:
-    from fmnist.monitoring.alerts import Observations, default_state_path, deliver, evaluate_alerts
-
-    settings = app_ctx.settings
-    state = default_state_path(settings.home)
-    observations = Observations(
-        drift_detected=None if result is None else result.drift_detected,
-        model_version=None if result is None else result.reference.model_version,
-        details={} if result is None else {"drift_report": result.report_path},
-    )
-    deliver(evaluate_alerts(observations, settings.alerts, state), settings.alerts, state)
-
-
 def run_command(
     ctx: typer.Context,
     interval: Annotated[
@@ -168,6 +140,7 @@ def run_command(
 ) -> None:
     """Check drift periodically, update the Prometheus gauges and raise alerts."""
     from fmnist.monitoring.metrics import DriftMetrics
+    from fmnist.monitoring.monitor import raise_alerts
 
     app_ctx: AppContext = ctx.obj
     drift = app_ctx.settings.drift
@@ -205,7 +178,14 @@ def run_command(
             )
             if once:
                 typer.echo(json.dumps(result.model_dump(mode="json")))
-        _alert(app_ctx, result)
+        raise_alerts(app_ctx.settings, result)
+        for hook in app_ctx.after_drift_check:  # the closed loop: retraining and rollout
+            try:
+                hook(app_ctx.services, result)
+            except (FmnistError, OSError) as exc:
+                if once:
+                    raise
+                err_console.print(f"after the check: {exc}", markup=False, highlight=False)
         if once:
             return
         time.sleep(pause)

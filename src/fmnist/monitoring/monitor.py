@@ -193,3 +193,53 @@ def run_check(
 
         write(settings.home, target.reference, features, result, seed=settings.drift.seed)
     return result, features
+
+
+def check_traffic(
+    services: Services,
+    *,
+    last: int | None = None,
+    since: datetime | None = None,
+    model: str | None = None,
+    reference: Path | None = None,
+    any_model: bool = False,
+) -> tuple[DriftResult, MonitorTarget, int]:
+    """One drift check of the logged traffic: the newest ``last`` predictions (default
+    ``drift.window``) or those since ``since``, against ``model``'s reference (default: the
+    served model). Returns the result, the target and the count of records without input.
+    Raises :class:`MonitoringError` when the window is smaller than ``drift.min_window``."""
+    from fmnist.monitoring.prediction_log import open_prediction_log
+
+    settings = services.settings
+    size = last if last is not None or since is not None else settings.drift.window
+    target = resolve_target(services, model, reference_dir=reference)
+    log = open_prediction_log(settings, create=False)
+    try:
+        window, skipped = read_window(
+            log,
+            last=size,
+            since=since,
+            model_name=None if any_model else target.reference.info.model_name,
+        )
+    finally:
+        log.close()
+    if len(window) < settings.drift.min_window:
+        raise MonitoringError(
+            f"the window holds {len(window)} logged predictions with their input; "
+            f"at least drift.min_window={settings.drift.min_window} are needed"
+        )
+    result, _ = run_check(settings, target, window)
+    return result, target, skipped
+
+
+def raise_alerts(settings: Settings, result: DriftResult | None) -> None:
+    """Evaluate the alert rules on a check's result and deliver what is due (webhook, log)."""
+    from fmnist.monitoring.alerts import Observations, default_state_path, deliver, evaluate_alerts
+
+    state = default_state_path(settings.home)
+    observations = Observations(
+        drift_detected=None if result is None else result.drift_detected,
+        model_version=None if result is None else result.reference.model_version,
+        details={} if result is None else {"drift_report": result.report_path},
+    )
+    deliver(evaluate_alerts(observations, settings.alerts, state), settings.alerts, state)

@@ -2,17 +2,22 @@
 
 Guards compare the challenger with the champion over the traffic since the last change:
 
-* p95 latency above ``guard_latency_ratio`` times the champion's -> roll back;
+* p95 latency above ``guard_latency_ratio`` times the champion's and more than
+  ``guard_latency_slack_ms`` above it -> roll back;
 * unknown-answer rate more than ``guard_unknown_increase`` above the champion's -> roll back;
+* error rate (failed predictions over attempts) more than ``guard_error_increase`` above the
+  champion's -> roll back;
 * accuracy on labelled traffic significantly worse (always-valid p-value <= alpha) -> roll back.
 
 With the guards holding, the canary advances to the next of ``canary_steps`` once the
-challenger has answered ``canary_min_requests`` at this step; at the last step it is
-``complete`` (promotion is a separate, audited act: ``fmnist models promote challenger``).
+challenger has answered ``canary_min_requests`` at this step; when the next step would be all
+of the traffic (or there is none) it is ``complete``: ready for promotion, which is a separate,
+audited act (``fmnist ab step --apply`` or ``fmnist models promote``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -20,6 +25,8 @@ from fmnist.config import RolloutSettings
 from fmnist.rollout.readout import ABReadout
 
 CanaryAction = Literal["advance", "hold", "rollback", "complete"]
+MIN_ARM_REQUESTS = 30
+"""Fewer requests on either arm: the rate guards (errors, latency, unknown) wait."""
 
 
 @dataclass(frozen=True)
@@ -36,15 +43,36 @@ class CanaryDecision:
         return asdict(self)
 
 
-def _guards(readout: ABReadout, policy: RolloutSettings) -> list[str]:
+def error_rates(readout: ABReadout, failures: Mapping[str, int]) -> dict[str, float]:
+    """Per arm: failed predictions over attempts (answered plus failed)."""
+    rates = {}
+    for arm in readout.arms:
+        failed = failures.get(arm.arm, 0)
+        attempts = arm.requests + failed
+        rates[arm.arm] = failed / attempts if attempts else 0.0
+    return rates
+
+
+def _rate_guards(
+    readout: ABReadout, policy: RolloutSettings, failures: Mapping[str, int], *, latency: bool
+) -> list[str]:
     champion, challenger = readout.arms
     broken = []
-    if champion.latency_p95_ms and challenger.latency_p95_ms is not None:
+    rates = error_rates(readout, failures)
+    increase = rates[challenger.arm] - rates[champion.arm]
+    if increase > policy.guard_error_increase:
+        broken.append(
+            f"error rate {rates[challenger.arm]:.3f} is {increase:+.3f} above the champion's "
+            f"(limit +{policy.guard_error_increase})"
+        )
+    if latency and champion.latency_p95_ms and challenger.latency_p95_ms is not None:
         ratio = challenger.latency_p95_ms / champion.latency_p95_ms
-        if ratio > policy.guard_latency_ratio:
+        slower = challenger.latency_p95_ms - champion.latency_p95_ms
+        if ratio > policy.guard_latency_ratio and slower > policy.guard_latency_slack_ms:
             broken.append(
                 f"p95 latency {challenger.latency_p95_ms:.2f} ms is {ratio:.2f}x the champion's "
-                f"{champion.latency_p95_ms:.2f} ms (limit {policy.guard_latency_ratio}x)"
+                f"{champion.latency_p95_ms:.2f} ms (limit {policy.guard_latency_ratio}x and "
+                f"+{policy.guard_latency_slack_ms:g} ms)"
             )
     if champion.unknown_rate is not None and challenger.unknown_rate is not None:
         increase = challenger.unknown_rate - champion.unknown_rate
@@ -53,6 +81,23 @@ def _guards(readout: ABReadout, policy: RolloutSettings) -> list[str]:
                 f"unknown rate {challenger.unknown_rate:.3f} is {increase:+.3f} above the "
                 f"champion's (limit +{policy.guard_unknown_increase})"
             )
+    return broken
+
+
+def guards(
+    readout: ABReadout,
+    policy: RolloutSettings,
+    failures: Mapping[str, int] | None = None,
+    *,
+    latency: bool = True,
+) -> list[str]:
+    """The guards the challenger breaks (empty when they all hold), each with its numbers.
+    Without ``latency`` the latency guard is left out (a shadow's scoring queues behind the
+    champion's requests, so its latency is not what users would see)."""
+    champion, challenger = readout.arms
+    broken: list[str] = []
+    if min(champion.requests, challenger.requests) >= MIN_ARM_REQUESTS:
+        broken += _rate_guards(readout, policy, failures or {}, latency=latency)
     p_value, difference = readout.p_value_always_valid, readout.difference
     worse = p_value is not None and difference is not None and difference < 0
     if worse and p_value is not None and p_value <= readout.alpha:
@@ -63,16 +108,16 @@ def _guards(readout: ABReadout, policy: RolloutSettings) -> list[str]:
     return broken
 
 
-def decide_canary(readout: ABReadout, policy: RolloutSettings) -> CanaryDecision:
+def decide_canary(
+    readout: ABReadout, policy: RolloutSettings, failures: Mapping[str, int] | None = None
+) -> CanaryDecision:
     """The next step of the canary whose current share is ``policy.share``."""
     share = policy.share
-    broken = _guards(readout, policy)
+    broken = guards(readout, policy, failures)
     if broken:
         return CanaryDecision("rollback", share, 0.0, broken)
     steps = sorted(policy.canary_steps)
     later = [s for s in steps if s > share]
-    if not later:
-        return CanaryDecision("complete", share, share, ["the last step holds: ready to promote"])
     seen = readout.arms[1].requests
     if seen < policy.canary_min_requests:
         return CanaryDecision(
@@ -80,6 +125,13 @@ def decide_canary(readout: ABReadout, policy: RolloutSettings) -> CanaryDecision
             share,
             share,
             [f"{seen} challenger requests at this step, {policy.canary_min_requests} needed"],
+        )
+    if not later or later[0] >= 1.0:  # all of the traffic is what promotion means
+        return CanaryDecision(
+            "complete",
+            share,
+            1.0,
+            [f"guards hold over {seen} challenger requests at the last step: ready to promote"],
         )
     return CanaryDecision(
         "advance", share, later[0], [f"guards hold over {seen} challenger requests"]

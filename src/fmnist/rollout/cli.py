@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from fmnist.cli_support import AppContext, console, fail
 
-ab_app = typer.Typer(help="A/B experiments: readout and simulation.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from fmnist.rollout.controller import RolloutStep
+
+ab_app = typer.Typer(
+    help="A/B experiments and rollouts: readout, simulation, canary and controller steps.",
+    no_args_is_help=True,
+)
 
 
 def _percent(value: float | None) -> str:
@@ -166,52 +172,48 @@ def canary_command(
     apply: Annotated[
         bool, typer.Option("--apply", help="Write the new share (or the rollback) and audit it.")
     ] = False,
-    alpha: Annotated[float, typer.Option(help="Significance level of the accuracy guard.")] = 0.05,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """One step of a running canary: advance, hold or roll back by the guard metrics over
-    the traffic since the last change; with --apply the servers pick it up on their next poll."""
-    from fmnist.audit import AuditLog, audit_path
-    from fmnist.rollout.canary import decide_canary
-    from fmnist.rollout.readout import ab_readout
-    from fmnist.rollout.state import read_state, state_path, write_state
+    the traffic since the last change; with --apply the servers pick it up on their next poll.
+    A finished canary is reported ``complete``: promote with ``fmnist ab step --apply``."""
+    from fmnist.rollout.controller import current_rollout, step_rollout
 
     app_ctx: AppContext = ctx.obj
-    settings = app_ctx.settings
-    path = state_path(settings.home)
-    config = read_state(path, settings.rollout) or settings.rollout
+    config = current_rollout(app_ctx.settings)
     if config.mode != "canary":
         fail(f"no canary is running (rollout mode {config.mode!r})", 2)
-    since = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.exists() else None
-    services = app_ctx.services
-    readout = ab_readout(
-        services.prediction_log,
-        services.feedback,
-        experiment=config.experiment,
-        since=since,
-        alpha=alpha,
-    )
-    decision = decide_canary(readout, config)
-    applied = apply and decision.action in ("advance", "rollback")
-    if applied:
-        new = (
-            config.model_copy(update={"mode": "off", "share": 0.0})
-            if decision.action == "rollback"
-            else config.model_copy(update={"share": decision.share_to})
-        )
-        write_state(path, new)
-        AuditLog(audit_path(settings.home, settings.rollout.audit_path)).append(
-            "fmnist ab canary",
-            f"canary.{decision.action}",
-            "; ".join(decision.reasons),
-            {"decision": decision.to_dict(), "readout": readout.to_dict()},
-        )
+    step = step_rollout(app_ctx.services, apply=apply, actor="fmnist ab canary", promote=False)
+    _print_step(step, config.experiment, as_json)
+
+
+@ab_app.command("step")
+def step_command(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply the step (state, audit log, MLflow tag).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """One step of the rollout controller: a shadow moves to a canary, a canary advances,
+    a finished canary is promoted (champion alias; servers hot-reload), or it rolls back."""
+    from fmnist.rollout.controller import current_rollout, step_rollout
+
+    app_ctx: AppContext = ctx.obj
+    experiment = current_rollout(app_ctx.settings).experiment
+    step = step_rollout(app_ctx.services, apply=apply, actor="fmnist ab step")
+    _print_step(step, experiment, as_json)
+
+
+def _print_step(step: RolloutStep, experiment: str, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps({**decision.to_dict(), "applied": applied}, indent=2))
+        payload = step.to_dict()
+        payload.pop("readout", None)
+        typer.echo(json.dumps(payload, indent=2))
         return
     console.print(
-        f"canary {config.experiment}: {decision.action} ({decision.share_from:.0%} -> "
-        f"{decision.share_to:.0%}){' applied' if applied else ''}: {'; '.join(decision.reasons)}",
+        f"{step.mode} {experiment}: {step.action} ({step.share_from:.0%} -> "
+        f"{step.share_to:.0%}){' applied' if step.applied else ''}: {'; '.join(step.reasons)}",
         highlight=False,
     )
 

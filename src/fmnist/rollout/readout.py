@@ -179,3 +179,47 @@ def ab_readout(
             p_valid, difference, min(champion.labelled, challenger.labelled), planned, alpha
         ),
     )
+
+
+@dataclass(frozen=True)
+class PairedReadout:
+    """Champion and challenger on the same labelled requests (a shadow): ``b`` challenger
+    right where the champion is wrong, ``c`` the reverse; ``p_worse`` is the exact one-sided
+    McNemar p-value of "the challenger is worse"."""
+
+    n: int
+    b: int
+    c: int
+    p_worse: float
+
+    @property
+    def difference(self) -> float:
+        """The challenger's accuracy minus the champion's on these requests."""
+        return (self.b - self.c) / self.n if self.n else 0.0
+
+
+def paired_shadow_readout(
+    log: PredictionLog, feedback: FeedbackStore, *, since: datetime | None = None
+) -> PairedReadout:
+    """The paired comparison of a shadow's labelled requests logged since ``since``."""
+    from scipy.stats import binomtest
+
+    table = log.window_table(since=since, columns=["predicted_class"])
+    answers = dict(
+        zip(
+            table.column("request_id").to_pylist(),
+            table.column("predicted_class").to_pylist(),
+            strict=True,
+        )
+    )
+    b = c = n = 0
+    for request_id, label, _ in feedback.labels(since):
+        champion, challenger = answers.get(request_id), answers.get(request_id + SHADOW_SUFFIX)
+        if label is None or champion is None or challenger is None:
+            continue
+        truth = CLASS_NAMES[label]
+        n += 1
+        b += challenger == truth and champion != truth
+        c += champion == truth and challenger != truth
+    p_worse = float(binomtest(c, b + c, 0.5, alternative="greater").pvalue) if b + c else 1.0
+    return PairedReadout(n=n, b=b, c=c, p_worse=p_worse)

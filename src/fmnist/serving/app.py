@@ -24,6 +24,7 @@ import gc
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -298,9 +299,20 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         prediction durably, and shape the JSON answer."""
         arm = rollout.arm(request) if ref is None else ""
         arm_model = rollout.model(arm, model)
-        predictions, answered, path, fallback = await router.predict(
-            predictor, arm_model, inputs, route=ref is None
-        )
+        try:
+            predictions, answered, path, fallback = await router.predict(
+                predictor, arm_model, inputs, route=ref is None
+            )
+        except ProblemError:
+            raise
+        except Exception as exc:  # a failing challenger: counted, the champion answers
+            if arm_model is model:
+                raise
+            rollout.record_failure(arm, exc)
+            arm, arm_model = "", model
+            predictions, answered, path, fallback = await router.predict(
+                predictor, model, inputs, route=True
+            )
         logged_arm = arm if answered.key == arm_model.key else ""  # photos: the photo model
         recorder.record(request, inputs, predictions, alias=ref, arm=logged_arm, route=route_name)
         request.state.model_version = answered.version
@@ -323,6 +335,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         request: Request, challenger: LoadedModel, inputs: ModelInputs, route_name: str
     ) -> None:
         """After the response: the challenger scores the same inputs; logged as its arm."""
+        started = time.perf_counter()  # the shadow's latency: its own scoring, not the wait
         try:
             predictions = await predictor.predict(challenger, inputs)
             recorder.record(
@@ -333,9 +346,10 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
                 arm=CHALLENGER,
                 route=route_name,
                 id_suffix=SHADOW_SUFFIX,
+                started=started,
             )
-        except Exception:  # the client has its answer; a failed shadow score is only logged
-            logger.exception("shadow scoring by %s v%d failed", *challenger.key)
+        except Exception as exc:  # the client has its answer; the failure is counted
+            rollout.record_failure(CHALLENGER, exc)
 
     errors_predict = problem_responses(400, 403, 404, 413, 415, 422, 503)
 

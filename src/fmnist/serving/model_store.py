@@ -53,10 +53,11 @@ ModelNotFoundError = ModelReferenceError
 """A ``?model=`` reference names no registered version (or is not a valid reference)."""
 
 
-QUALITY_GATES = ("accuracy", "class_recall", "ece")
-"""The gates on the version's own quality. The other one, "significantly better than the
-champion" (McNemar), decides promotion only: a version that fails just that one is a fair
-challenger for an A/B test and may be served."""
+QUALITY_GATES = ("accuracy", "class_recall", "ece", "drift_window")
+"""The gates on the version's own quality (and, for a retrained candidate, on the drifted
+window it was trained for). "Significantly better than the champion" (McNemar superiority)
+decides promotion only: a version that fails just that one is a fair challenger for an A/B
+test and may be served; failing non-inferiority (possibly worse) is a quality failure."""
 
 
 def gates_failed(info: ModelVersionInfo) -> bool:
@@ -64,7 +65,10 @@ def gates_failed(info: ModelVersionInfo) -> bool:
     before per-check tags existed: the overall verdict) and was not made champion since."""
     if "champion" in info.aliases:
         return False
-    checks = [info.tags.get(f"gate.check.{name}") for name in QUALITY_GATES]
+    names = list(QUALITY_GATES)
+    if info.tags.get("gate.champion_test") == "non_inferiority":
+        names.append("champion")
+    checks = [info.tags.get(f"gate.check.{name}") for name in names]
     if any(check is not None for check in checks):
         return "fail" in checks
     return info.tags.get("gate.passed") == "false"

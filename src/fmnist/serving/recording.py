@@ -88,15 +88,18 @@ class PredictionRecorder:
         arm: str = "",
         route: str = "",
         id_suffix: str = "",
+        started: float | None = None,
     ) -> None:
         """Stamp the predictions and return once their records are in the operating system's
         hands (the journal), before the response is sent. ``id_suffix`` marks a second
-        prediction of the same request (the shadow challenger's)."""
+        prediction of the same request (the shadow challenger's); ``started`` (a
+        ``perf_counter`` reading, default the request's start) is where its latency begins."""
         self.stamp(request, predictions, id_suffix)
         if self.journal is None:
             return
         state = request.state
-        started = getattr(state, "started", None)
+        if started is None:
+            started = getattr(state, "started", None)
         latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
         client = request.headers.get(CLIENT_ID_HEADER)
         client_id = digest_text(client, length=32) if client else ""

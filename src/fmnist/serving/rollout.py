@@ -28,6 +28,7 @@ from starlette.responses import Response
 from fmnist.audit import AuditLog
 from fmnist.config import RolloutSettings, ServingSettings
 from fmnist.rollout.assignment import CHALLENGER, CHAMPION, assign_arm
+from fmnist.rollout.failures import FAILURES_FILE, record_failure
 from fmnist.rollout.state import read_state, write_state
 from fmnist.serving.model_store import LoadedModel, ModelNotFoundError, ModelStore
 from fmnist.serving.problems import ProblemError
@@ -81,6 +82,13 @@ class Rollout:
             return CHAMPION
         client = request.headers.get(CLIENT_ID_HEADER) or request.state.request_id
         return assign_arm(client, self.config.experiment, self.config.share)
+
+    def record_failure(self, arm: str, error: BaseException) -> None:
+        """Count a prediction that failed on ``arm`` (the canary's error-rate guard)."""
+        logger.error("prediction on the %s arm failed: %r", arm, error)
+        record_failure(
+            self.state_path.with_name(FAILURES_FILE), arm, self.config.experiment, repr(error)
+        )
 
     def model(self, arm: str, champion: LoadedModel) -> LoadedModel:
         """The model that answers ``arm``."""

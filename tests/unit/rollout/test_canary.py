@@ -38,6 +38,30 @@ def test_the_canary_advances_step_by_step_and_completes() -> None:
     assert (decision.action, decision.share_to) == ("advance", 0.25)
     last = decide_canary(readout(arm("challenger")), POLICY.model_copy(update={"share": 1.0}))
     assert last.action == "complete"
+    # The step after 50% would be all of the traffic: that is the promotion, not a step.
+    half = decide_canary(readout(arm("challenger")), POLICY.model_copy(update={"share": 0.5}))
+    assert (half.action, half.share_to) == ("complete", 1.0)
+
+
+def test_the_last_step_still_needs_its_traffic() -> None:
+    policy = POLICY.model_copy(update={"share": 0.5})
+    decision = decide_canary(readout(arm("challenger", requests=20)), policy)
+    assert decision.action == "hold"
+
+
+def test_small_latency_differences_and_tiny_arms_are_not_breaches() -> None:
+    slower = decide_canary(readout(arm("challenger", p95=4.0)), POLICY)  # 2x, but +2 ms
+    assert slower.action == "advance"
+    tiny = ArmReadout("champion", 5, 0, 0, None, None, None, 1.0, 0.0)
+    few = ABReadout("e", 0.05, 0.02, (tiny, arm("challenger", unknown=0.5)), *[None] * 6)
+    assert decide_canary(few, POLICY).action == "advance"  # 5 champion requests: no rates
+
+
+def test_a_higher_error_rate_rolls_back() -> None:
+    decision = decide_canary(readout(arm("challenger")), POLICY, {"challenger": 25})
+    assert decision.action == "rollback" and "error rate 0.048" in decision.reasons[0]
+    same = decide_canary(readout(arm("challenger")), POLICY, {"challenger": 2, "champion": 2})
+    assert same.action == "advance"
 
 
 def test_the_canary_holds_until_the_challenger_has_traffic() -> None:
@@ -48,7 +72,7 @@ def test_the_canary_holds_until_the_challenger_has_traffic() -> None:
 @pytest.mark.parametrize(
     ("challenger", "p_value", "diff", "reason"),
     [
-        (arm("challenger", p95=4.0), None, None, "p95 latency"),
+        (arm("challenger", p95=12.0), None, None, "p95 latency"),
         (arm("challenger", unknown=0.2), None, None, "unknown rate"),
         (arm("challenger"), 0.001, -0.05, "accuracy -5.00%"),
     ],

@@ -1,0 +1,5 @@
+"""``python -m fmnist``: the command line."""
+
+from fmnist.cli import main
+
+main()

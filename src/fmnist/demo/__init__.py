@@ -1,0 +1,1 @@
+"""Demonstrations that run the real system end to end (``fmnist demo``)."""
