@@ -18,8 +18,9 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 BEGIN, END = "<!-- packages:begin -->", "<!-- packages:end -->"
 
 LAYERS: dict[str, tuple[str, ...]] = {
-    "interfaces": ("cli", "composition", "asgi"),
+    "interfaces": ("cli", "__main__", "composition", "asgi", "demo"),
     "application": (
+        "retraining",
         "serving",
         "batch",
         "monitoring",

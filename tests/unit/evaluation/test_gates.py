@@ -157,3 +157,30 @@ def test_decision_round_trips_through_json() -> None:
     report, challenger = good_report()
     decision = apply_gates(report, GateSettings(), challenger, ~challenger)
     assert GateDecision.model_validate_json(decision.model_dump_json()) == decision
+
+
+def test_non_inferiority_accepts_a_small_loss_and_rejects_a_likely_larger_one() -> None:
+    report, _ = good_report()
+    gates = GateSettings(
+        min_accuracy=0.5, champion_test="non_inferiority", non_inferiority_margin=0.02
+    )
+    # 1,037 samples; the challenger loses 3 more than it wins: -0.3 points, bound above -2.
+    close = paired(12, 15, both=1000)
+    same = apply_gates(report.model_copy(update={"n": close[0].size}), gates, *close)
+    assert same.checks["champion"] and same.champion_test == "non_inferiority"
+    assert same.as_tags()["gate.champion_test"] == "non_inferiority"
+    # It loses 60 more than it wins: -5.7 points, the bound is far below -2 points.
+    far = paired(0, 60, both=1000)
+    worse = apply_gates(report.model_copy(update={"n": far[0].size}), gates, *far)
+    assert not worse.checks["champion"]
+    assert "possibly worse than the champion by more than 2.00%" in worse.reasons[0]
+
+
+def test_the_drifted_window_gate_needs_a_significant_win_on_the_window() -> None:
+    report, _ = good_report()
+    gates = GateSettings(min_accuracy=0.5)
+    better = apply_gates(report, gates, window_correct=paired(25, 3))
+    assert better.checks["drift_window"] and better.window is not None
+    assert better.as_tags()["gate.window_difference"] == f"{22 / 88:.4f}"
+    same = apply_gates(report, gates, window_correct=paired(5, 4))
+    assert not same.passed and "on the drifted window" in same.reasons[0]
