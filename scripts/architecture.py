@@ -21,6 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "interfaces": ("cli", "__main__", "composition", "asgi", "demo"),
     "application": (
         "retraining",
+        "streaming",
         "serving",
         "batch",
         "monitoring",
@@ -30,7 +31,16 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "training",
         "automl",
     ),
-    "domain": ("evaluation", "reporting", "explain", "registry", "models", "imaging", "data"),
+    "domain": (
+        "analytics",
+        "evaluation",
+        "reporting",
+        "explain",
+        "registry",
+        "models",
+        "imaging",
+        "data",
+    ),
     "ports and kernel": (
         "platform",
         "cli_support",

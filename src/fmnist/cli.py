@@ -149,6 +149,7 @@ def config_show(
 
 
 def _register_subcommands() -> None:
+    from fmnist.analytics.cli import analytics_app
     from fmnist.automl.cli import automl_app
     from fmnist.batch.cli import predict_app
     from fmnist.data.cli import data_app
@@ -163,6 +164,7 @@ def _register_subcommands() -> None:
     from fmnist.retraining.cli import retrain_command
     from fmnist.rollout.cli import ab_app, audit_command
     from fmnist.serving.cli import serve_command
+    from fmnist.streaming.cli import events_app
     from fmnist.training.baselines_cli import baselines_app
     from fmnist.training.cli import train_command
     from fmnist.training.hpo_cli import hpo_app
@@ -185,6 +187,8 @@ def _register_subcommands() -> None:
     app.command("audit")(audit_command)
     app.command("retrain")(retrain_command)
     app.add_typer(demo_app, name="demo")
+    app.add_typer(events_app, name="events")
+    app.add_typer(analytics_app, name="analytics")
 
 
 _register_subcommands()

@@ -106,13 +106,23 @@ def delete_compacted(log: PredictionLog, day: date, max_seq: int) -> int:
         total += len(rows)
 
 
+def relayed_up_to(log: PredictionLog) -> int | None:
+    """The highest ``seq`` every event relay has published (``outbox`` table), or None when
+    no relay has run on this log."""
+    if not log.db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"):
+        return None
+    value = log.db.query("SELECT min(seq) FROM outbox")[0][0]
+    return None if value is None else int(value)
+
+
 def compact(log: PredictionLog, before: date) -> CompactionResult:
     """Move every live row dated before ``before`` (UTC) into its day's Parquet segments.
 
     Rows appended to a closed day meanwhile are picked up by the same call; the result lists
-    the segment files written.
+    the segment files written. Rows an event relay has not yet published stay live.
     """
     cutoff = schema.day_start_us(before)
+    relayed = relayed_up_to(log)
     days: list[date] = []
     paths: list[Path] = []
     written = deleted = 0
@@ -129,6 +139,14 @@ def compact(log: PredictionLog, before: date) -> CompactionResult:
                     [start, start + _DAY_US],
                 )[0][0]
             )
+            if relayed is not None:  # never compact what the event relay has not published
+                max_seq = min(max_seq, relayed)
+                pending = log.db.query(
+                    "SELECT count(*) FROM predictions WHERE ts_us >= ? AND ts_us < ? AND seq <= ?",
+                    [start, start + _DAY_US, max_seq],
+                )[0][0]
+                if not pending:
+                    break
             new_paths, rows = _write_day(log, day, max_seq)
             written += rows
             paths.extend(new_paths)

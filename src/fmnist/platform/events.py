@@ -32,8 +32,11 @@ class Event:
 class EventBus(Protocol):
     """What producers and consumers need from an event stream."""
 
-    def publish(self, topic: str, payload: Mapping[str, Any]) -> str:
-        """Publish durably; returns the event id."""
+    def publish(
+        self, topic: str, payload: Mapping[str, Any], *, event_id: str | None = None
+    ) -> str:
+        """Publish durably; returns the event id (``event_id`` when given: publishing the same
+        id again is allowed, consumers deduplicate by it)."""
         ...
 
     def pull(self, topic: str, subscription: str, max_events: int = 100) -> list[Event]:
@@ -83,11 +86,15 @@ class LocalEventQueue:
             self._local.db = db
         return db
 
-    def publish(self, topic: str, payload: Mapping[str, Any]) -> str:
-        """Append one event; it is on disk (in the WAL) when this returns."""
-        event_id = uuid.uuid4().hex
+    def publish(
+        self, topic: str, payload: Mapping[str, Any], *, event_id: str | None = None
+    ) -> str:
+        """Append one event; it is on disk (in the WAL) when this returns. An ``event_id``
+        already in the queue is not stored twice."""
+        event_id = event_id or uuid.uuid4().hex
         self._connection().execute(
-            "INSERT INTO events (event_id, topic, published_at, payload) VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO events (event_id, topic, published_at, payload) "
+            "VALUES (?, ?, ?, ?)",
             (event_id, topic, datetime.now(UTC).isoformat(), json.dumps(dict(payload))),
         )
         return event_id
