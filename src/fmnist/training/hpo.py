@@ -17,10 +17,12 @@ always registered, and promoted to that model's champion only when the gates pas
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,11 +178,28 @@ def open_storage_url(url: str) -> optuna.storages.RDBStorage:
     so that trials of a crashed worker are marked failed by the next one."""
     import optuna
 
+    guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        guard = _file_lock(path.with_name(path.name + ".lock"))  # workers starting together
+    with guard, warnings.catch_warnings():  # heartbeats: "experimental" since Optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` for the block: one process creates (and migrates)
+    a new SQLite study database while the others wait."""
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -261,6 +280,7 @@ class _Objective:
         config = config.model_copy(update={"max_minutes": self._max_minutes()})
         trial.set_user_attr("config", config.model_dump(mode="json"))
         trial.set_user_attr("config_hash", config.config_hash())
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         tags = {
             "fmnist.step": STEP_TRIAL,
             "fmnist.study": self.study_name,
