@@ -55,9 +55,27 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from this config's checkpoint.")
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc", min=1, help="Processes of data-parallel training (DDP, gloo, torchrun)."
+        ),
+    ] = 1,
 ) -> None:
     """Train a model (checkpointed every epoch; Ctrl-C leaves a resumable checkpoint)."""
+    import sys
+
+    from fmnist.training.distributed import (
+        launched_by_torchrun,
+        process_group,
+        relaunch,
+        without_option,
+    )
     from fmnist.training.run import train_and_log
+    from fmnist.training.trainer import train
+
+    if nproc > 1 and not launched_by_torchrun():
+        raise typer.Exit(relaunch(nproc, without_option(sys.argv[1:], "--nproc")))
 
     app_ctx: AppContext = ctx.obj
     config = make_config(
@@ -72,7 +90,18 @@ def train_command(
         max_minutes=max_minutes,
         train_subset=train_subset,
     )
-    trained = train_and_log(
-        app_ctx.services, config, snapshot_id=snapshot, resume=resume, show_progress=progress
-    )
+    with process_group():
+        from fmnist.training.distributed import is_primary
+
+        if not is_primary():  # the other ranks train their shards; rank 0 records the run
+            from fmnist.data.snapshot import load_snapshot
+            from fmnist.training.run import checkpoint_path
+
+            data = load_snapshot(app_ctx.services.storage, snapshot)
+            path = checkpoint_path(app_ctx.settings, config, data.snapshot_id)
+            train(config, data, path, resume=resume, show_progress=False)
+            return
+        trained = train_and_log(
+            app_ctx.services, config, snapshot_id=snapshot, resume=resume, show_progress=progress
+        )
     print_trained(trained)

@@ -21,6 +21,7 @@ from fmnist.registry.onnx_export import ParityReport, export_onnx_checked
 from fmnist.registry.runs import flatten_params
 from fmnist.runtime_info import git_commit, hardware, package_versions
 from fmnist.training.config import TrainConfig
+from fmnist.training.distributed import world
 from fmnist.training.trainer import TrainResult, predict_logits, train
 
 PARITY_IMAGES = 1000
@@ -100,6 +101,7 @@ def train_and_log(
         params |= {"snapshot_id": snapshot.snapshot_id, "config_hash": config.config_hash()}
         params |= {f"version.{k}": v for k, v in package_versions().items()}
         params |= {f"hardware.{k}": v for k, v in hardware().items()}
+        params["world_size"] = world()[1]
         registry.log_params(run_id, params)
 
         result = train(

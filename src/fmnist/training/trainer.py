@@ -35,6 +35,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from fmnist.atomic import atomic_write_bytes
 from fmnist.data.augment import Augmentation
@@ -43,6 +44,7 @@ from fmnist.data.snapshot import Snapshot
 from fmnist.errors import FmnistError
 from fmnist.models import build_model, count_parameters
 from fmnist.training.config import TrainConfig
+from fmnist.training.distributed import any_rank, is_primary, shard_indices, world
 from fmnist.training.precision import Precision, autocast, resolve_precision, torch_threads
 
 CHECKPOINT_FORMAT = 1
@@ -286,19 +288,34 @@ def _train(
     model = build_model(config.model, **config.model_options)
     if init_state is not None:
         model.load_state_dict(init_state)
-    batch_loss = objective(model, precision)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
+    _, world_size = world()
+    # Under DDP the wrapper runs the forward pass (it averages the gradients); the plain
+    # module is what is checkpointed, selected and returned.
+    trained: nn.Module = model if world_size == 1 else DistributedDataParallel(model)
+    batch_loss = objective(trained, precision)
     optimizer = build_optimizer(model, config)
-    batches = TensorBatches(
-        train_images,
-        train_labels,
-        batch_size=config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        augmentation=Augmentation(**config.augment.model_dump()),
-        drop_last=len(train_labels) > config.batch_size,
-    )
+    augmentation = Augmentation(**config.augment.model_dump())
+    shard_rows = len(train_labels) // world_size
+
+    def epoch_batches(epoch: int) -> TensorBatches:
+        if world_size == 1:
+            images, labels = train_images, train_labels
+        else:
+            rows = shard_indices(len(train_labels), epoch, config.seed)
+            images, labels = train_images[rows], train_labels[rows]
+        return TensorBatches(
+            images,
+            labels,
+            batch_size=config.batch_size,
+            shuffle=world_size == 1,  # the distributed sampler has shuffled the shard
+            seed=config.seed,
+            augmentation=augmentation,
+            drop_last=shard_rows > config.batch_size,
+        )
+
+    batches = epoch_batches(1)
     steps_per_epoch = len(batches)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
@@ -346,11 +363,14 @@ def _train(
         return elapsed_before + time.perf_counter() - run_start
 
     completed_steps = (start_epoch - 1) * steps_per_epoch
-    with _Progress(show_progress, config.epochs * steps_per_epoch, completed_steps) as progress:
+    with _Progress(
+        show_progress and is_primary(), config.epochs * steps_per_epoch, completed_steps
+    ) as progress:
         try:
             for epoch in range(start_epoch, config.epochs + 1):
                 epoch_start = time.perf_counter()
                 model.train()
+                batches = epoch_batches(epoch) if world_size > 1 else batches
                 batches.set_epoch(epoch)
                 running = torch.zeros((), dtype=torch.float64)
                 seen = 0
@@ -365,7 +385,7 @@ def _train(
                     running += loss.detach().double() * len(y)
                     seen += len(y)
                     progress.step(epoch)
-                    if elapsed() > budget_s:
+                    if any_rank(elapsed() > budget_s):  # every rank stops at the same step
                         stopped = "time_budget"
                         break
                 val_loss, val_acc = evaluate_loss_accuracy(
@@ -386,21 +406,22 @@ def _train(
                 patience = config.early_stopping_patience
                 if stopped == "completed" and patience and epoch - best_epoch >= patience:
                     stopped = "early_stopping"
-                _save(
-                    checkpoint_path,
-                    config=config,
-                    snapshot_id=snapshot.snapshot_id,
-                    epoch=epoch,
-                    model=model,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    history=history,
-                    best_state=best_state,
-                    best_epoch=best_epoch,
-                    best_acc=best_acc,
-                    train_seconds=elapsed(),
-                    stopped=stopped,
-                )
+                if is_primary():
+                    _save(
+                        checkpoint_path,
+                        config=config,
+                        snapshot_id=snapshot.snapshot_id,
+                        epoch=epoch,
+                        model=model,
+                        optimizer=optimizer,
+                        scheduler=scheduler,
+                        history=history,
+                        best_state=best_state,
+                        best_epoch=best_epoch,
+                        best_acc=best_acc,
+                        train_seconds=elapsed(),
+                        stopped=stopped,
+                    )
                 if on_epoch_end is not None:
                     on_epoch_end(record)
                 if stopped != "completed":
