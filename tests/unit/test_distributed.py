@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmnist.training.distributed import any_rank, is_primary, shard_indices, world, without_option
+from fmnist.training.distributed import any_rank, is_primary, shard_indices, without_option, world
 
 
 def test_one_process_is_rank_0_of_1_and_holds_every_row() -> None:
