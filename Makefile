@@ -39,7 +39,7 @@ install: $(STAMP) ## Create the virtual environment and install the pinned depen
 
 lock: ## Re-resolve the extras and rewrite requirements/lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,explain,monitor,browser,dev]' $(QUIET_PIP)
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,explain,monitor,browser,dev,pipelines,gcp]' $(QUIET_PIP)
 	$(PIP) freeze --exclude-editable | grep -v '^fmnist' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/lock.txt
 	@touch $(STAMP)
 
