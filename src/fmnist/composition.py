@@ -104,7 +104,9 @@ def _target(settings: Settings, port: PortName, adapter: str) -> str:
     if adapter == "vertex-pipelines":
         return f"projects/{project}/locations/{gcp.region}/pipelineJobs"
     if adapter == "kubeflow":
-        return "Kubeflow Pipelines (compiled YAML under pipelines/)"
+        return settings.agnostic.kubeflow_host or "<set agnostic.kubeflow_host>"
+    if adapter == "kfp-local":
+        return str((settings.home / "kfp-local").resolve())
     return "in-process"
 
 
@@ -202,12 +204,21 @@ def _events(settings: Settings, adapter: str) -> EventBus:
 
 
 def _orchestrator(services: Services, adapter: str) -> Orchestrator:
+    settings = services.settings
     if adapter != "local":
         require_module("kfp", adapter=f"{adapter} orchestration", extra="pipelines")
-        raise AdapterUnavailableError(
-            f"the {adapter} orchestration adapter is not available in this build: set "
-            "ports.orchestration=local"
-        )
+        from fmnist.kubeflow.runners import KfpLocalRunner, KubeflowRunner, VertexPipelinesRunner
+
+        if adapter == "kfp-local":
+            return KfpLocalRunner(settings)
+        if adapter == "vertex-pipelines":
+            require_module("google.cloud.aiplatform", adapter="Vertex AI Pipelines", extra="gcp")
+            return VertexPipelinesRunner(settings)
+        if not settings.agnostic.kubeflow_host:
+            raise AdapterUnavailableError(
+                "the kubeflow orchestration adapter needs agnostic.kubeflow_host"
+            )
+        return KubeflowRunner(settings)
     from fmnist.platform.orchestration import LocalRunner
 
     def training(parameters: Mapping[str, Any]) -> PipelineRun:

@@ -537,7 +537,7 @@ StorageAdapter = Literal["local", "gcs", "s3"]
 RegistryAdapter = Literal["mlflow", "vertex"]
 AnalyticsAdapter = Literal["duckdb", "bigquery"]
 EventsAdapter = Literal["local-queue", "pubsub"]
-OrchestrationAdapter = Literal["local", "kubeflow", "vertex-pipelines"]
+OrchestrationAdapter = Literal["local", "kfp-local", "kubeflow", "vertex-pipelines"]
 
 
 class PortSettings(_Section):
@@ -562,12 +562,27 @@ class GcpSettings(_Section):
     bigquery_dataset: str = Field("fmnist", min_length=1, description="analytics dataset")
     pubsub_topic_prefix: str = Field("fmnist", min_length=1, description="topic name prefix")
     pipeline_root: str | None = Field(None, description="gs:// root of Vertex AI pipeline runs")
+    service_account: str | None = Field(
+        None, description="service account e-mail the Vertex AI pipeline jobs run as"
+    )
+    kms_key: str | None = Field(
+        None, description="Cloud KMS key (CMEK) of pipeline jobs and their outputs"
+    )
+    network: str | None = Field(
+        None, description="VPC network of pipeline jobs: projects/<number>/global/networks/<n>"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"app": "fmnist"}, description="labels of every GCP resource"
+    )
 
 
 class AgnosticSettings(_Section):
     """Cloud-agnostic settings used by the ``agnostic`` profile (S3-compatible object store)."""
 
     object_store_url: str | None = Field(None, description="for example s3://fmnist (MinIO)")
+    kubeflow_host: str | None = Field(
+        None, description="Kubeflow Pipelines API, e.g. http://ml-pipeline-ui.kubeflow:80"
+    )
 
 
 class Settings(BaseSettings):

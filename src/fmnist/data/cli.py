@@ -120,13 +120,21 @@ def validate(
 
 
 @data_app.command("snapshot")
-def snapshot(ctx: typer.Context) -> None:
+def snapshot(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the manifest as JSON (for pipelines).")
+    ] = False,
+) -> None:
     """Validate the dataset and write it to the data lake as a snapshot (idempotent)."""
     app_ctx: AppContext = ctx.obj
     settings = app_ctx.settings
     storage = app_ctx.services.storage
-    raw = load_raw(default_sources(settings))
+    raw = load_raw(default_sources(settings, show_progress=not as_json))
     manifest, report = write_snapshot(storage, raw, settings.data, settings.validation)
+    if as_json:
+        typer.echo(manifest.model_dump_json())
+        return
     if report is not None:
         print_report(report)
         console.print(f"[green]wrote[/green] snapshot {manifest.snapshot_id}")

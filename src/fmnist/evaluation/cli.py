@@ -65,14 +65,30 @@ def evaluate_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit with code 1 when a gate fails.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as JSON (for pipelines).")
+    ] = False,
 ) -> None:
     """Evaluate on the test set, apply the promotion gates, register and promote."""
+    import json
+
     from fmnist.evaluation.run import evaluate_and_register
 
     app_ctx: AppContext = ctx.obj
     outcome = evaluate_and_register(
         app_ctx.services, run_id, register=register, promote=promote, quantize=quantize
     )
-    print_outcome(outcome)
+    if as_json:
+        summary = {
+            "run_id": outcome.run_id,
+            "accuracy": outcome.report.accuracy,
+            "gates_passed": outcome.decision.passed,
+            "gate_reasons": outcome.decision.reasons,
+            "version": outcome.version.version if outcome.version else None,
+            "promoted": outcome.promoted,
+        }
+        typer.echo(json.dumps(summary))
+    else:
+        print_outcome(outcome)
     if strict and not outcome.decision.passed:
         raise typer.Exit(1)

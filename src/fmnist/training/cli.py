@@ -55,6 +55,9 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from this config's checkpoint.")
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run as JSON (for pipelines).")
+    ] = False,
     nproc: Annotated[
         int,
         typer.Option(
@@ -102,6 +105,22 @@ def train_command(
             train(config, data, path, resume=resume, show_progress=False)
             return
         trained = train_and_log(
-            app_ctx.services, config, snapshot_id=snapshot, resume=resume, show_progress=progress
+            app_ctx.services,
+            config,
+            snapshot_id=snapshot,
+            resume=resume,
+            show_progress=progress and not as_json,
         )
+    if as_json:
+        import json
+
+        result = trained.result
+        summary = {
+            "run_id": trained.run_id,
+            "snapshot_id": result.snapshot_id,
+            "best_val_accuracy": result.best_val_accuracy,
+            "train_seconds": result.train_seconds,
+        }
+        typer.echo(json.dumps(summary))
+        return
     print_trained(trained)
