@@ -574,6 +574,10 @@ class GcpSettings(_Section):
     labels: dict[str, str] = Field(
         default_factory=lambda: {"app": "fmnist"}, description="labels of every GCP resource"
     )
+    dataflow_machine_type: str = Field("n2-standard-4", description="Dataflow worker type")
+    dataflow_image: str | None = Field(
+        None, description="SDK container image of Dataflow workers (the batch worker image)"
+    )
 
 
 class AgnosticSettings(_Section):

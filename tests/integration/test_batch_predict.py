@@ -527,3 +527,52 @@ def test_batch_job_does_not_import_serving() -> None:
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ----------------------------------------------------------------------------- Apache Beam
+
+
+def test_the_beam_engine_matches_the_default_engine_on_the_test_set(
+    registered: Registered, tmp_path: Path, fmnist_data_dir: Path
+) -> None:
+    idx = fmnist_data_dir / "t10k-images-idx3-ubyte.gz"
+    outputs = {}
+    for engine in ("default", "beam"):
+        outputs[engine] = tmp_path / f"{engine}.parquet"
+        args = ["predict", "batch", str(idx), str(outputs[engine]), "--onnx", str(registered.onnx)]
+        result = CliRunner().invoke(app, [*args, "--engine", engine, "--no-progress"])
+        assert result.exit_code == 0, result.output
+    default, beam = (pq.read_table(outputs[e]) for e in ("default", "beam"))
+    assert beam.schema.remove_metadata().equals(default.schema.remove_metadata())
+    assert len(beam) == len(default) == 10_000
+    beam = beam.sort_by([("input_ref", "ascending")])
+    default = default.sort_by([("input_ref", "ascending")])
+    assert beam.column("input_ref").equals(default.column("input_ref"))
+    same = np.mean(
+        np.asarray(beam.column("label").to_pylist())
+        == np.asarray(default.column("label").to_pylist())
+    )
+    assert same >= 0.999
+    np.testing.assert_allclose(
+        np.asarray(beam.column("probabilities").to_pylist()),
+        np.asarray(default.column("probabilities").to_pylist()),
+        atol=1e-6,
+    )
+
+
+def test_the_beam_engine_keeps_unreadable_photos_as_error_rows(
+    registered: Registered, tmp_path: Path
+) -> None:
+    require_dir(PHOTOS)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(sorted((PHOTOS / "dress").glob("*.jpg"))[0], folder / "good.jpg")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    output = tmp_path / "beam.parquet"
+    args = ["predict", "batch", str(folder), str(output), "--onnx", str(registered.onnx)]
+    result = CliRunner().invoke(app, [*args, "--engine", "beam"])
+    assert result.exit_code == 0, result.output
+    rows = {r["input_ref"]: r for r in pq.read_table(output).to_pylist()}
+    assert set(rows) == {"good.jpg", "broken.jpg"}
+    assert rows["broken.jpg"]["error"] and rows["broken.jpg"]["label"] is None
+    assert rows["good.jpg"]["error"] is None and rows["good.jpg"]["label"]

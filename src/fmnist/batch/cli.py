@@ -153,10 +153,22 @@ def batch_command(
         bool, typer.Option("--keep-parts", help="Keep OUTPUT.parts after combining.")
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    engine: Annotated[
+        str, typer.Option("--engine", help="default (resumable shards) or beam (Apache Beam).")
+    ] = "default",
+    runner: Annotated[
+        str, typer.Option("--runner", help="Beam runner: DirectRunner or DataflowRunner.")
+    ] = "DirectRunner",
+    beam_option: Annotated[
+        list[str] | None,
+        typer.Option("--beam-option", help="More Beam pipeline options, e.g. --num_workers=4."),
+    ] = None,
 ) -> None:
     """Predict every image of INPUT into the Parquet file OUTPUT (resumable, sharded).
 
-    Rerunning an interrupted job continues from its finished shards (OUTPUT.parts).
+    Rerunning an interrupted job continues from its finished shards (OUTPUT.parts). With
+    ``--engine beam`` the same job runs as an Apache Beam pipeline (same reader, model,
+    decision and output schema; rows in Beam's order).
     """
     from functools import partial
 
@@ -178,6 +190,37 @@ def batch_command(
     batch = settings.batch
     threads = threads or batch.intra_op_threads
     batch_size = batch_size or batch.batch_size
+    if engine not in ("default", "beam"):
+        fail(f"--engine must be default or beam, got {engine!r}", 2)
+    if engine == "beam":
+        from fmnist.batch.beam_cli import run_beam_command
+
+        run_beam_command(
+            app_ctx,
+            partial(
+                open_input,
+                input_path,
+                input_format=kind,
+                key=key,
+                column=column,
+                id_column=id_column,
+                preprocess=partial(
+                    _preprocess,
+                    max_pixels=settings.serving.max_image_pixels,
+                    segmentation=settings.serving.segmentation,
+                ),
+                decode_workers=1,
+            ),
+            output,
+            model=model,
+            onnx=onnx,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            runner=runner,
+            extra=beam_option or [],
+            overwrite=overwrite,
+        )
+        return
 
     with open_input(
         input_path,
