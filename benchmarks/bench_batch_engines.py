@@ -7,7 +7,8 @@ same model (without ``--onnx``: ``results/quick-model.onnx``, trained by ``bench
 helper the first time), reading, decisions and writing included, the model load not. Rounds
 alternate the engines (A/B/A/B...) so drifting load hits both; medians are reported, with the
 share of identical labels. Writes ``results/batch_engines.json`` with the CPU, cores, load
-average and versions.
+average and versions, and renders its table into ``docs/pipelines.md`` (``--report-only``
+renders the last result file again without measuring).
 """
 
 from __future__ import annotations
@@ -32,7 +33,42 @@ from fmnist.config import load_settings
 from fmnist.runtime_info import cores_usable, cpu_model, load_average
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "pipelines.md"
+BEGIN, END = "<!-- batch_engines: begin -->", "<!-- batch_engines: end -->"
 MIN_CONFIDENCE = 0.5
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown section of ``docs/pipelines.md`` for one result file."""
+    machine = result["machine"]
+    lines = [
+        BEGIN,
+        f"Measured {result['measured_at']} on {machine['cpu']} ({machine['cores']} cores, load "
+        f"{machine['load_average']}) by `benchmarks/bench_batch_engines.py`, median of "
+        f"{result['rounds']} alternating rounds, {result['rows']:,} test images from the "
+        f"gzipped IDX file (reading, decisions and the Parquet write included):",
+        "",
+        "| engine | images/s | seconds |",
+        "|---|---:|---:|",
+    ]
+    for engine, figures in result["engines"].items():
+        lines.append(
+            f"| {engine} | {figures['images_per_s']:,.0f} | {figures['seconds_median']:.2f} |"
+        )
+    lines += [
+        "",
+        f"The default engine is {result['default_over_beam']:.1f}x faster here; the two wrote "
+        f"identical labels for {result['identical_labels']:.2%} of the rows.",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_doc(result: dict[str, Any]) -> None:
+    """Replace the generated section of ``docs/pipelines.md``."""
+    text = DOC.read_text()
+    start, stop = text.index(BEGIN), text.index(END) + len(END)
+    DOC.write_text(text[:start] + render(result) + text[stop:])
 
 
 def default_engine(model_path: Path, source: Path, output: Path) -> float:
@@ -69,7 +105,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", type=Path, default=RESULTS / "quick-model.onnx")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--report-only", action="store_true", help="Render the last result.")
     args = parser.parse_args()
+    if args.report_only:
+        write_doc(json.loads((RESULTS / "batch_engines.json").read_text()))
+        return 0
     settings = load_settings().settings
     if not args.onnx.is_file():
         from bench_batch import train_quick_model  # type: ignore[import-not-found]
@@ -109,6 +149,7 @@ def main() -> int:
     result["default_over_beam"] = ratio
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "batch_engines.json").write_text(json.dumps(result, indent=2))
+    write_doc(result)
     for engine, figures in result["engines"].items():
         print(f"{engine:8s} {figures['images_per_s']:>9,.0f} images/s (median of {args.rounds})")
     print(f"default / beam: {ratio:.2f}x; identical labels {same:.4%} of {rows:,}")

@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "application": (
         "retraining",
         "streaming",
+        "kubeflow",
         "serving",
         "batch",
         "monitoring",

@@ -94,3 +94,45 @@ def create_schedules(gcp: GcpSettings, templates: dict[str, Path]) -> list[str]:
         created.create(cron=schedule.cron, max_concurrent_run_count=1, **submit_arguments(gcp))
         names.append(str(created.resource_name))
     return names
+
+
+def training_job_arguments(
+    gcp: GcpSettings, *, preset: str, replicas: int, machine_type: str = "n2-standard-8"
+) -> dict[str, Any]:
+    """The keyword arguments of ``aiplatform.CustomJob`` for distributed training: one worker
+    pool of ``replicas`` machines running the trainer image's ``fmnist train`` (the image of
+    the pipelines, ``FMNIST_PIPELINE_IMAGE``). Vertex AI sets
+    ``MASTER_ADDR``/``RANK``/``WORLD_SIZE``-style cluster variables for PyTorch jobs; the
+    command runs ``torchrun`` over them (one process per machine, gloo on CPU)."""
+    from fmnist.kubeflow.components import pipeline_image
+
+    project, root = _required(gcp)
+    image = pipeline_image()
+    command = [
+        "torchrun",
+        f"--nnodes={replicas}",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        '--rdzv-endpoint="${MASTER_ADDR}:${MASTER_PORT}"',
+        "-m",
+        "fmnist",
+        "train",
+        "--preset",
+        preset,
+        "--no-progress",
+    ]
+    pool = {
+        "machine_spec": {"machine_type": machine_type},
+        "replica_count": 1,
+        "container_spec": {"image_uri": image, "command": ["sh", "-c", " ".join(command)]},
+    }
+    pools = [pool] + ([{**pool, "replica_count": replicas - 1}] if replicas > 1 else [])
+    return {
+        "display_name": f"fmnist-train-{preset}",
+        "worker_pool_specs": pools,
+        "base_output_dir": f"{root.rstrip('/')}/training",
+        "project": project,
+        "location": gcp.region,
+        "labels": {**gcp.labels, "step": "train"},
+        "encryption_spec_key_name": gcp.kms_key,
+    }

@@ -159,3 +159,19 @@ def test_the_kubeflow_adapter_submits_a_run(tmp_path: Path) -> None:
     call = client.create_run_from_pipeline_package.call_args
     assert call.kwargs["arguments"] == {"preset": "quick"}
     assert call.kwargs["experiment_name"] == "fmnist"
+
+
+def test_distributed_training_as_a_vertex_custom_job() -> None:
+    from fmnist.kubeflow.vertex import training_job_arguments
+
+    arguments = training_job_arguments(GCP, preset="default", replicas=3)
+    job = create_autospec(aiplatform.CustomJob, instance=True)
+    constructor = create_autospec(aiplatform.CustomJob, return_value=job)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(aiplatform, "CustomJob", constructor)
+        aiplatform.CustomJob(**arguments).submit(service_account=GCP.service_account)
+    constructor.assert_called_once_with(**arguments)  # the real signature accepts them
+    chief, workers = arguments["worker_pool_specs"]
+    assert (chief["replica_count"], workers["replica_count"]) == (1, 2)
+    assert "--nnodes=3" in chief["container_spec"]["command"][-1]
+    assert arguments["encryption_spec_key_name"] == GCP.kms_key
