@@ -11,7 +11,7 @@ from rich.table import Table
 
 from fmnist import CLASS_NAMES
 from fmnist.atomic import atomic_write_text
-from fmnist.cli_support import AppContext, console
+from fmnist.cli_support import AppContext, console, fail
 from fmnist.data.snapshot import list_snapshots, load_snapshot, read_manifest, write_snapshot
 from fmnist.data.sources import DirectorySource, default_sources, load_raw
 from fmnist.data.validation import ValidationReport, validate_splits
@@ -125,13 +125,31 @@ def snapshot(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the manifest as JSON (for pipelines).")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="default, or beam: an Apache Beam ETL that first removes duplicate, "
+            "conflicting and test-leaking training images.",
+        ),
+    ] = "default",
 ) -> None:
     """Validate the dataset and write it to the data lake as a snapshot (idempotent)."""
     app_ctx: AppContext = ctx.obj
     settings = app_ctx.settings
     storage = app_ctx.services.storage
+    if engine not in ("default", "beam"):
+        fail(f"--engine must be default or beam, got {engine!r}", 2)
     raw = load_raw(default_sources(settings, show_progress=not as_json))
-    manifest, report = write_snapshot(storage, raw, settings.data, settings.validation)
+    if engine == "beam":
+        from fmnist.data.beam_etl import beam_snapshot
+
+        etl = beam_snapshot(storage, raw, settings.data, settings.validation)
+        manifest, report = etl.manifest, etl.report
+        if not as_json:
+            console.print(f"Beam ETL removed: {etl.removed or 'nothing'}")
+    else:
+        manifest, report = write_snapshot(storage, raw, settings.data, settings.validation)
     if as_json:
         typer.echo(manifest.model_dump_json())
         return
