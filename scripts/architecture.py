@@ -33,6 +33,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "automl",
     ),
     "domain": (
+        "security",
         "analytics",
         "evaluation",
         "reporting",

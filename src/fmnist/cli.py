@@ -163,6 +163,7 @@ def _register_subcommands() -> None:
     from fmnist.registry.cli import models_app
     from fmnist.retraining.cli import retrain_command
     from fmnist.rollout.cli import ab_app, audit_command
+    from fmnist.security.cli import keys_app
     from fmnist.serving.cli import serve_command
     from fmnist.streaming.cli import events_app
     from fmnist.training.baselines_cli import baselines_app
@@ -189,6 +190,7 @@ def _register_subcommands() -> None:
     app.add_typer(demo_app, name="demo")
     app.add_typer(events_app, name="events")
     app.add_typer(analytics_app, name="analytics")
+    app.add_typer(keys_app, name="keys")
 
 
 _register_subcommands()

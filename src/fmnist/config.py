@@ -193,6 +193,33 @@ class ServingSettings(_Section):
     )
 
 
+class SecuritySettings(_Section):
+    """Access control of the API: API keys with scopes, rate limits, CORS, headers.
+
+    ``auth: auto`` keeps the prediction routes (predict, explain, feedback) open when the
+    server is bound to a loopback address (the demo's two commands keep working) and needs a
+    key everywhere else; admin routes always need an admin key (or ``serving.admin_token``).
+    ``on`` needs a key on every route, ``off`` on none but admin (logged as a warning when not
+    on loopback). Rate limits (``auto``: off on loopback, so benchmarks measure the model).
+    """
+
+    auth: Literal["auto", "on", "off"] = "auto"
+    keys_path: Path | None = Field(
+        None, description="hashed API keys; default <home>/security/api_keys.json"
+    )
+    rate_limit: Literal["auto", "on", "off"] = "auto"
+    rate_limits_per_minute: dict[str, int] = Field(
+        default_factory=lambda: {"predict": 1200, "explain": 60, "feedback": 1200, "admin": 60},
+        description="requests per minute per key (or client) and scope",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser"
+    )
+    metrics_require_key: bool | None = Field(
+        None, description="/metrics needs an admin key (default: only when not on loopback)"
+    )
+
+
 class ExplainSettings(_Section):
     """Explanations (``POST /v1/explain``, ``fmnist explain``): sample counts and time limits.
 
@@ -614,6 +641,7 @@ class Settings(BaseSettings):
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     explain: ExplainSettings = Field(default_factory=ExplainSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     hpo: HpoSettings = Field(default_factory=HpoSettings)
     benchmark: BenchmarkSettings = Field(default_factory=BenchmarkSettings)

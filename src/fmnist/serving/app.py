@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hmac
 import json
 import logging
 import time
@@ -37,6 +36,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.routing import Match, Mount
 from starlette.types import Scope
@@ -48,6 +48,7 @@ from fmnist.platform.services import Services
 from fmnist.registry.references import REF_PATTERN
 from fmnist.rollout.assignment import CHALLENGER, SHADOW_SUFFIX
 from fmnist.rollout.state import state_path
+from fmnist.security.keys import KeyStore, key_store_path
 from fmnist.serving.card_routes import add_card_routes
 from fmnist.serving.explain_routes import add_explain_routes
 from fmnist.serving.feedback_routes import add_feedback_routes
@@ -77,6 +78,7 @@ from fmnist.serving.schemas import (
     problem_responses,
     request_body,
 )
+from fmnist.serving.security import SecurityMiddleware
 
 logger = logging.getLogger("fmnist.serving")
 
@@ -245,22 +247,31 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
     app.state.recorder = recorder
     app.state.rollout = rollout
     install_problem_handlers(app)
+    security = settings.security
+    app.add_middleware(
+        SecurityMiddleware,
+        security=security,
+        serving=serving,
+        keys=KeyStore(key_store_path(settings.home, security.keys_path)),
+    )
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,
         max_body_bytes=serving.max_body_bytes,
         access_log=serving.access_log,
     )
+    if security.cors_origins:  # outermost: preflights are answered before authentication
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=security.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Client-ID"],
+            expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"],
+        )
 
     def is_admin(request: Request) -> bool:
-        """Whether the request carries the admin token (``Authorization: Bearer ...``)."""
-        token = serving.admin_token.get_secret_value() if serving.admin_token else ""
-        scheme, _, sent = request.headers.get("authorization", "").partition(" ")
-        return (
-            bool(token)
-            and scheme.lower() == "bearer"
-            and hmac.compare_digest(sent.strip().encode(), token.encode())
-        )
+        """Whether the request carries an admin credential (checked by the security layer)."""
+        return "admin" in getattr(request.state, "scopes", ())
 
     async def choose_model(request: Request, ref: str | None) -> LoadedModel:
         """The model for ``?model=`` (a dict lookup once resolved)."""
@@ -444,25 +455,9 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         response_model=ReloadResponse,
         responses=problem_responses(401, 403, 404, 503),
     )
-    async def admin_reload(
-        credentials: AdminCredentials,
-    ) -> Response:
-        """Check the registry now and hot-swap the default model if its alias moved."""
-        token = serving.admin_token.get_secret_value() if serving.admin_token else ""
-        if not token:
-            raise ProblemError(
-                404, "the admin API is disabled: set serving.admin_token", slug="admin-disabled"
-            )
-        challenge = {"WWW-Authenticate": 'Bearer realm="fmnist-admin"'}
-        if credentials is None:
-            raise ProblemError(
-                401,
-                "missing credentials: send 'Authorization: Bearer <admin token>'",
-                slug="unauthorized",
-                headers=challenge,
-            )
-        if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
-            raise ProblemError(403, "the admin token is not valid", slug="forbidden")
+    async def admin_reload(_credentials: AdminCredentials) -> Response:
+        """Check the registry now and hot-swap the default model if its alias moved (admin
+        scope: checked by the security layer before the route runs)."""
         try:
             result = await reload()
         except FmnistError as exc:

@@ -40,8 +40,8 @@ def test_admin_reload_needs_the_bearer_token(client: httpx.Client) -> None:
     basic = client.post("/v1/admin/reload", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert basic.status_code == 401
     wrong = client.post("/v1/admin/reload", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 403
-    assert wrong.json()["type"] == "urn:fmnist:problem:forbidden"
+    assert wrong.status_code == 401  # an invalid key: the same answer as none
+    assert wrong.json()["type"] == "urn:fmnist:problem:unauthorized"
     ok = client.post("/v1/admin/reload", headers=AUTH)
     assert ok.status_code == 200
     body = ok.json()
