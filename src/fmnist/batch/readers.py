@@ -11,6 +11,7 @@ unreadable photo in a folder becomes an error row instead.
 from __future__ import annotations
 
 import gzip
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -116,7 +117,8 @@ def _idx_input(path: Path) -> ArrayInput:
 def _npy_input(path: Path) -> ArrayInput:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle; corrupt headers
+    except (ValueError, SyntaxError, tokenize.TokenError, EOFError) as exc:
+        # object arrays need pickle; a corrupt header fails numpy's header parser
         raise BatchInputError(f"{path}: not a readable numeric .npy array ({exc})") from exc
     except OSError as exc:
         raise BatchInputError(f"{path}: cannot read ({exc})") from exc
@@ -126,7 +128,7 @@ def _npy_input(path: Path) -> ArrayInput:
 def _npz_input(path: Path, key: str | None) -> ArrayInput:
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise BatchInputError(f"{path}: not a readable .npz archive ({exc})") from exc
     try:
         names = list(archive.files)
