@@ -58,22 +58,24 @@ demo: data ## Set everything up, run the main job (snapshot, train, evaluate, re
 	fi
 	$(FMNIST) serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## Check the layer contracts, then run the tests with coverage (heavy ones excluded)
+test: $(STAMP) ## Check the layer contracts and bandit, then run the tests with coverage (heavy ones excluded)
 	@bash scripts/install-dataset.sh
 	@bash scripts/install-browser.sh
 	@bash scripts/install-prometheus.sh
 	$(BIN)/lint-imports
+	$(BIN)/bandit -r src --severity-level medium --quiet
 	$(BIN)/pytest -m "not heavy" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
 	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check), mypy, the layer contracts and docstring coverage
+lint: $(STAMP) ## ruff (lint + format check), mypy, layer contracts, docstring coverage, bandit
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/interrogate src/fmnist
+	$(BIN)/bandit -r src --severity-level medium --quiet
 
 bench: data ## Run the benchmarks and print measured figures (about 10 minutes)
 	$(BIN)/python benchmarks/bench_data.py

@@ -311,6 +311,7 @@ def _int8_tag(quantization: QuantizationReport | None, failure: str) -> str:
 def _config_from_weights(path: Path) -> dict[str, object]:
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    # Our own checkpoint or weights file from the home folder, not user input.
+    state = torch.load(path, map_location="cpu", weights_only=False)  # nosec B614
     config: dict[str, object] = state["config"]
     return config

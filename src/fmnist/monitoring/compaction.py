@@ -51,7 +51,7 @@ def _delete_chunked(
     log: PredictionLog, table: str, where: str, params: list[object], key: str = "rowid"
 ) -> int:
     sql = (
-        f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - table, key and where are ours
+        f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - table, key and where are ours  # nosec B608
         f"(SELECT {key} FROM {table} WHERE {where} LIMIT {DELETE_CHUNK})"
     )
     total = 0
@@ -67,7 +67,7 @@ def _write_day(log: PredictionLog, day: date, max_seq: int) -> tuple[list[Path],
     paths: list[Path] = []
     written = 0
     cursor = log.db.cursor(
-        f"SELECT {schema.SELECT_COLUMNS} FROM predictions "  # noqa: S608 - constant columns
+        f"SELECT {schema.SELECT_COLUMNS} FROM predictions "  # noqa: S608 - constant columns  # nosec B608
         "WHERE ts_us >= ? AND ts_us < ? AND seq <= ? ORDER BY ts_us, seq",
         [start, start + _DAY_US, max_seq],
     )
@@ -89,7 +89,7 @@ def delete_compacted(log: PredictionLog, day: date, max_seq: int) -> int:
     indexing their ids to ``day`` in the same transactions."""
     start = schema.day_start_us(day)
     select = (
-        "SELECT seq, request_id FROM predictions "  # noqa: S608 - a constant limit
+        "SELECT seq, request_id FROM predictions "  # noqa: S608 - a constant limit  # nosec B608
         f"WHERE ts_us >= ? AND ts_us < ? AND seq <= ? LIMIT {DELETE_CHUNK}"
     )
     total = 0

@@ -121,7 +121,7 @@ class FeedbackStore:
             ("", []) if since is None else (" WHERE prediction_ts_us >= ?", [schema.to_us(since)])
         )
         rows = self.log.db.query(
-            f"SELECT request_id, label, predicted_class FROM feedback{where}",  # noqa: S608
+            f"SELECT request_id, label, predicted_class FROM feedback{where}",  # noqa: S608  # nosec B608
             params,
         )
         return [(str(r), None if label is None else int(label), str(p)) for r, label, p in rows]
@@ -150,7 +150,7 @@ class FeedbackStore:
             params.append(schema.to_us(since))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.log.db.query(
-            "SELECT model_name, model_version, label, predicted_class FROM feedback"  # noqa: S608
+            "SELECT model_name, model_version, label, predicted_class FROM feedback"  # noqa: S608  # nosec B608
             f"{where} ORDER BY model_name, model_version",
             params,
         )

@@ -233,7 +233,7 @@ class PredictionLog:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         limit = f" LIMIT {int(last)}" if last is not None else ""
         sql = (
-            f"SELECT {schema.sql_columns(names)} FROM predictions{where} "  # noqa: S608
+            f"SELECT {schema.sql_columns(names)} FROM predictions{where} "  # noqa: S608  # nosec B608
             f"ORDER BY ts_us DESC, seq DESC{limit}"
         )
         rows = self.db.query(sql, params)

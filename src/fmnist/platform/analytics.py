@@ -94,7 +94,7 @@ class DuckDbAnalytics:
         quoted = url_glob.replace("'", "''")
         self._run(
             lambda db: db.execute(
-                f"CREATE OR REPLACE VIEW {table} AS "  # noqa: S608 - identifier checked above
+                f"CREATE OR REPLACE VIEW {table} AS "  # noqa: S608 - identifier checked above  # nosec B608
                 f"SELECT * FROM read_parquet('{quoted}', hive_partitioning = true, "
                 "union_by_name = true)"
             )
@@ -133,11 +133,11 @@ class DuckDbAnalytics:
         )
 
         def work(db: Any) -> int:
-            before = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            before = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608  # nosec B608
             db.execute("BEGIN")
             db.executemany(sql, [[row[n] for n in names] for row in rows])
             db.execute("COMMIT")
-            after = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            after = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608  # nosec B608
             return int(after - before)
 
         return self._run(work)

@@ -114,7 +114,7 @@ def serve_command(
     store = ModelStore(settings, services.registries)
     model = store.load_default()  # fails with one line when nothing is registered
 
-    shown_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(serving.host, serving.host)  # noqa: S104
+    shown_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(serving.host, serving.host)  # noqa: S104  # nosec B104
     shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
     base = f"http://{shown_host}:{serving.port}"
     typer.echo(f"serving {model.name} version {model.version} ({serving.model_ref})")
