@@ -19,10 +19,13 @@ PHOTOS_DIR ?= $(or $(FMNIST_PHOTOS_DIR),../shared/data/clothing-photos)
 # Where pip finds the CPU build of torch==2.13.0 when the machine's own wheel folder does not
 # hold it (for example https://download.pytorch.org/whl/cpu); empty: the configured indexes.
 TORCH_INDEX ?=
+# The serving-only install (`.[serve]` from requirements/serve.lock.txt, as in the API image).
+SERVE_VENV ?= .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install lock data demo test test-heavy lint bench bench-train clean
+.PHONY: help install lock serve-lock data demo test test-heavy test-agnostic test-serve-only lint sbom bench bench-train clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,9 +42,18 @@ install: $(STAMP) ## Create the virtual environment and install the pinned depen
 
 lock: ## Re-resolve the extras and rewrite requirements/lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,explain,monitor,browser,dev,pipelines,gcp]' $(QUIET_PIP)
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[train,serve,explain,monitor,browser,dev,pipelines,gcp,agnostic]' $(QUIET_PIP)
 	$(PIP) freeze --exclude-editable | grep -v '^fmnist' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/lock.txt
 	@touch $(STAMP)
+
+serve-lock: ## Rewrite requirements/serve.lock.txt (the serving-only closure of lock.txt, with hashes)
+	PYTHON=$(PYTHON) bash scripts/serve-lock.sh
+
+$(SERVE_STAMP): requirements/serve.lock.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
+	rm -rf $(SERVE_VENV) && $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes --no-deps -r requirements/serve.lock.txt $(QUIET_PIP)
+	@touch $(SERVE_STAMP)
 
 data: $(STAMP) ## Install Debian's dataset package when possible, then fetch and verify the data
 	@bash scripts/install-dataset.sh
@@ -64,10 +76,28 @@ test: $(STAMP) ## Check the layer contracts and bandit, then run the tests with 
 	@bash scripts/install-prometheus.sh
 	$(BIN)/lint-imports
 	$(BIN)/bandit -r src --severity-level medium --quiet
-	$(BIN)/pytest -m "not heavy" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not heavy and not agnostic and not serve_only" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
 	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
+
+test-agnostic: $(STAMP) ## The agnostic profile on real servers: PostgreSQL, an S3 API (moto), MLflow server
+	@bash scripts/install-dataset.sh
+	@bash scripts/install-postgres.sh
+	$(BIN)/pytest -m agnostic $(PYTEST_ARGS)
+
+test-serve-only: $(STAMP) $(SERVE_STAMP) ## Serve from the serving-only install (fresh venv), test its API, measure it
+	@bash scripts/install-dataset.sh
+	@echo "installing fmnist (not editable, as in the API image) into $(SERVE_VENV)"
+	$(SERVE_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps --force-reinstall . $(QUIET_PIP)
+	SERVE_ONLY_PYTHON=$(abspath $(SERVE_VENV))/bin/python $(BIN)/pytest -m serve_only $(PYTEST_ARGS)
+	$(BIN)/python benchmarks/bench_serve_only.py --python $(SERVE_VENV)/bin/python
+
+sbom: $(STAMP) ## CycloneDX SBOMs of the locked environment and of the serving-only install, in sbom/
+	@mkdir -p sbom
+	$(BIN)/cyclonedx-py requirements requirements/lock.txt --of JSON -o sbom/fmnist-lock.cdx.json
+	$(BIN)/cyclonedx-py requirements requirements/serve.lock.txt --of JSON -o sbom/fmnist-serve.cdx.json
+	@echo "wrote sbom/fmnist-lock.cdx.json and sbom/fmnist-serve.cdx.json"
 
 lint: $(STAMP) ## ruff (lint + format check), mypy, layer contracts, docstring coverage, bandit
 	$(BIN)/lint-imports

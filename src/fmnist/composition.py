@@ -71,6 +71,8 @@ def _choose(settings: Settings, port: PortName) -> AdapterChoice:
     override = getattr(settings.ports, port)
     if override is not None:
         adapter, reason = str(override), f"override ports.{port}"
+    elif port == "registry" and settings.serving.model_export is not None:
+        adapter, reason = "exported", "serving.model_export set"
     elif port == "storage" and settings.lake_url:
         scheme = settings.lake_url.partition("://")[0] if "://" in settings.lake_url else "file"
         adapter = _SCHEME_STORAGE.get(scheme.lower(), "local")
@@ -90,6 +92,9 @@ def _target(settings: Settings, port: PortName, adapter: str) -> str:
         except ConfigError as exc:  # shown, not raised: config show must always work
             return f"<{exc}>"
     if port == "registry":
+        if adapter == "exported":
+            export = settings.serving.model_export
+            return str(export.resolve()) if export else "<set serving.model_export>"
         if adapter == "vertex":
             return f"projects/{project}/locations/{gcp.region}/models"
         return mask_secrets(settings.resolved_tracking_uri)
@@ -167,6 +172,16 @@ def _registry(
         raise AdapterUnavailableError(
             "the Vertex AI Model Registry adapter is not available in this build: set "
             "ports.registry=mlflow and tracking.tracking_uri to an MLflow server"
+        )
+    if adapter == "exported":
+        from fmnist.registry.exported import ExportedRegistry
+
+        if settings.serving.model_export is None:
+            raise ConfigError("ports.registry=exported needs serving.model_export (a folder)")
+        return ExportedRegistry(
+            settings.serving.model_export,
+            model_name=model_name or settings.tracking.registered_model,
+            experiment_name=experiment or settings.tracking.experiment,
         )
     from fmnist.registry.mlflow_registry import MlflowRegistry
 

@@ -153,6 +153,11 @@ class ServingSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     model_ref: str = Field("champion", description="alias or version served by default")
+    model_export: Path | None = Field(
+        None,
+        description="folder written by `fmnist models export`: models are read from it (the "
+        "registry port's read-only `exported` adapter; the serving-only install needs it)",
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="request body limit")
     max_image_pixels: int = Field(
         40_000_000, ge=784, description="decoded pixel limit (decompression bombs)"
@@ -555,13 +560,18 @@ class DriftSettings(_Section):
     metrics_port: int = Field(
         9108, ge=0, le=65535, description="Prometheus gauges of monitor run; 0 disables"
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="address the gauges listen on (0.0.0.0 in a container, for Prometheus)",
+    )
     write_reports: bool = Field(
         True, description="write the Evidently HTML + JSON report of every check"
     )
 
 
 StorageAdapter = Literal["local", "gcs", "s3"]
-RegistryAdapter = Literal["mlflow", "vertex"]
+RegistryAdapter = Literal["mlflow", "vertex", "exported"]
 AnalyticsAdapter = Literal["duckdb", "bigquery"]
 EventsAdapter = Literal["local-queue", "pubsub"]
 OrchestrationAdapter = Literal["local", "kfp-local", "kubeflow", "vertex-pipelines"]
@@ -702,10 +712,14 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'optuna' / 'optuna.db').resolve()}"
 
     @property
-    def resolved_artifact_root(self) -> str:
-        """Where MLflow stores artifacts of new experiments."""
+    def resolved_artifact_root(self) -> str | None:
+        """Where MLflow stores artifacts of new experiments: configured, else the tracking
+        server's own store (None: e.g. S3 behind ``mlflow server --artifacts-destination``),
+        else a folder under ``home`` for a local store."""
         if self.tracking.artifact_root:
             return self.tracking.artifact_root
+        if self.resolved_tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.home / "mlflow" / "artifacts").resolve().as_uri()
 
 

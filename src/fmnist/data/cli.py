@@ -12,7 +12,6 @@ from rich.table import Table
 from fmnist import CLASS_NAMES
 from fmnist.atomic import atomic_write_text
 from fmnist.cli_support import AppContext, console, fail
-from fmnist.data.snapshot import list_snapshots, load_snapshot, read_manifest, write_snapshot
 from fmnist.data.sources import DirectorySource, default_sources, load_raw
 from fmnist.data.validation import ValidationReport, validate_splits
 from fmnist.errors import ValidationFailedError
@@ -96,6 +95,8 @@ def validate(
     ] = None,
 ) -> None:
     """Validate the raw dataset (or a snapshot); exit code 1 when a threshold is violated."""
+    from fmnist.data.snapshot import load_snapshot
+
     app_ctx: AppContext = ctx.obj
     settings = app_ctx.settings
     if snapshot is not None:
@@ -135,6 +136,8 @@ def snapshot(
     ] = "default",
 ) -> None:
     """Validate the dataset and write it to the data lake as a snapshot (idempotent)."""
+    from fmnist.data.snapshot import write_snapshot
+
     app_ctx: AppContext = ctx.obj
     settings = app_ctx.settings
     storage = app_ctx.services.storage
@@ -168,6 +171,8 @@ def snapshot(
 @data_app.command("list")
 def list_(ctx: typer.Context) -> None:
     """List the snapshots in the data lake, oldest first."""
+    from fmnist.data.snapshot import list_snapshots
+
     app_ctx: AppContext = ctx.obj
     storage = app_ctx.services.storage
     table = Table(title=f"snapshots in {storage.url}")
@@ -192,6 +197,8 @@ def show(
     snapshot_id: Annotated[str, typer.Argument(help="Snapshot id or unique prefix.")],
 ) -> None:
     """Print a snapshot's manifest as JSON."""
+    from fmnist.data.snapshot import read_manifest
+
     app_ctx: AppContext = ctx.obj
     storage = app_ctx.services.storage
     from fmnist.data.snapshot import resolve_snapshot_id

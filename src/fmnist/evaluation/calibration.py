@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize_scalar
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -69,6 +68,8 @@ def fit_temperature(logits: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """
     z, y = check_scores_and_labels(logits, labels, what="logits")
     lo, hi = (math.log(b) for b in TEMPERATURE_BOUNDS)
+    from scipy.optimize import minimize_scalar  # fitting only; serving reads the result
+
     result = minimize_scalar(
         lambda log_t: _nll(z, y, math.exp(log_t)),
         bounds=(lo, hi),

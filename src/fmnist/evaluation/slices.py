@@ -16,11 +16,11 @@ interval, macro F1 over the classes present in it and its gap to the overall acc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import norm
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -108,7 +108,7 @@ def wilson_interval(
         raise ValueError("wilson_interval needs 0 <= successes <= n and n >= 1")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    z = float(norm.ppf(0.5 + confidence / 2.0))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)  # the standard library: no SciPy to serve
     p = k / total
     denominator = 1.0 + z**2 / total
     centre = (p + z**2 / (2.0 * total)) / denominator

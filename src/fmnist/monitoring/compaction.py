@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from fmnist.monitoring import log_schema as schema
 from fmnist.monitoring.errors import MonitoringError
+from fmnist.monitoring.log_arrow import rows_to_table
 
 if TYPE_CHECKING:
     from fmnist.monitoring.prediction_log import PredictionLog
@@ -73,7 +74,7 @@ def _write_day(log: PredictionLog, day: date, max_seq: int) -> tuple[list[Path],
     )
     try:
         while rows := cursor.fetchmany(log.segment_rows):
-            table = schema.rows_to_table(rows)
+            table = rows_to_table(rows)
             if len(existing):
                 table = table.filter(pc.invert(pc.is_in(table["request_id"], value_set=existing)))
             if table.num_rows:

@@ -150,8 +150,8 @@ def run_command(
     metrics = DriftMetrics()
     metrics_port = drift.metrics_port if port is None else port
     if metrics_port:
-        metrics.serve(metrics_port)
-        err_console.print(f"drift gauges on http://127.0.0.1:{metrics_port}/metrics")
+        metrics.serve(metrics_port, drift.metrics_host)
+        err_console.print(f"drift gauges on http://{drift.metrics_host}:{metrics_port}/metrics")
     while True:
         result: DriftResult | None = None
         try:

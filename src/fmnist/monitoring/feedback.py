@@ -204,7 +204,7 @@ class LiveAccuracy:
 
 
 def _estimate(correct: int, n: int, confidence: float) -> Estimate:
-    from fmnist.evaluation.slices import wilson_interval  # scipy: only when asked
+    from fmnist.evaluation.slices import wilson_interval
 
     low, high = wilson_interval(correct, n, confidence)
     return Estimate(n, correct, correct / n, float(low), float(high))

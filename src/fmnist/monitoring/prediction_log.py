@@ -9,26 +9,25 @@ Parquet) and return a row found in both once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
+from typing import TYPE_CHECKING
 
 from fmnist.errors import ConfigError
 from fmnist.monitoring import log_schema as schema
 from fmnist.monitoring.errors import MonitoringError
 from fmnist.monitoring.log_database import FsyncPolicy, LogDatabase
-from fmnist.monitoring.log_schema import LogArrays
 from fmnist.monitoring.records import PredictionRecord
-from fmnist.monitoring.segments import SegmentStore
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from fmnist.config import Settings
     from fmnist.monitoring.compaction import CompactionResult, RetentionResult
+    from fmnist.monitoring.log_arrow import LogArrays
+    from fmnist.monitoring.segments import SegmentStore
 
 __all__ = ["FsyncPolicy", "PredictionLog", "default_paths", "open_prediction_log"]
 
@@ -47,7 +46,7 @@ class PredictionLog:
         segment_rows: int = 100_000,
     ) -> None:
         """Open the log, creating the SQLite file and its tables when missing."""
-        self.segments = SegmentStore(Path(segments_path))
+        self.segments_path = Path(segments_path)
         self.segment_rows = segment_rows
         self.db = LogDatabase(
             Path(path),
@@ -58,6 +57,13 @@ class PredictionLog:
         )
         self.path = self.db.path
         self.fsync: FsyncPolicy = fsync
+
+    @functools.cached_property
+    def segments(self) -> SegmentStore:
+        """The Parquet segments (pyarrow is imported on first use: appending needs none)."""
+        from fmnist.monitoring.segments import SegmentStore
+
+        return SegmentStore(self.segments_path)
 
     def close(self) -> None:
         """Close the database connections of this process (used again, it reconnects)."""
@@ -79,34 +85,25 @@ class PredictionLog:
 
     def get(self, request_id: str) -> PredictionRecord | None:
         """The record of ``request_id``, live or compacted, or None."""
-        table = self._live(["request_id = ?"], [request_id], None)
-        if table.num_rows == 0:
-            found = self.db.query(
-                "SELECT day FROM segment_index WHERE request_id = ?", [request_id]
-            )
-            if not found:
-                return None
-            where = (pc.field("date") == found[0][0]) & (pc.field("request_id") == request_id)
-            table = self.segments.read(where)
-        records = schema.table_to_records(table.slice(0, 1))
-        return records[0] if records else None
+        rows = self.db.query(
+            f"SELECT {', '.join(schema.RECORD_COLUMNS)} FROM predictions "  # noqa: S608  # nosec B608
+            "WHERE request_id = ?",
+            [request_id],
+        )
+        if rows:  # a live row: read without pyarrow (the serving-only install has none)
+            return schema.record_of_row(rows[0])
+        found = self.db.query("SELECT day FROM segment_index WHERE request_id = ?", [request_id])
+        if not found:
+            return None
+        from fmnist.monitoring import log_reads
+
+        return log_reads.compacted(self, found[0][0], request_id)
 
     def count(self) -> int:
         """The number of records, live and compacted."""
-        live = int(self.db.query("SELECT count(*) FROM predictions")[0][0])
-        return live + self.segments.count() - self._overlap()
+        from fmnist.monitoring import log_reads
 
-    def _overlap(self) -> int:
-        """Live rows also in a segment (left by a compaction interrupted before its delete)."""
-        days = self.segments.days()
-        if not days:
-            return 0
-        end = schema.day_start_us(days[-1]) + 86_400_000_000
-        rows = self.db.query("SELECT request_id FROM predictions WHERE ts_us < ?", [end])
-        if not rows:
-            return 0
-        ids = pa.array([r[0] for r in rows], type=pa.string())
-        return self.segments.count(pc.field("request_id").isin(ids))
+        return log_reads.count(self)
 
     def window(
         self,
@@ -118,8 +115,10 @@ class PredictionLog:
     ) -> list[PredictionRecord]:
         """Records with ``since <= timestamp < until`` (UTC; naive means UTC) of ``model_name``,
         the newest ``last`` of them when given, oldest first."""
+        from fmnist.monitoring.log_arrow import table_to_records
+
         table = self.window_table(last, since=since, until=until, model_name=model_name)
-        return schema.table_to_records(table)
+        return table_to_records(table)
 
     def window_arrays(
         self,
@@ -130,10 +129,12 @@ class PredictionLog:
         model_name: str | None = None,
     ) -> LogArrays:
         """:meth:`window` as numpy arrays (pixels, probabilities, classes, times, kinds)."""
+        from fmnist.monitoring.log_arrow import table_to_arrays
+
         table = self.window_table(
             last, since=since, until=until, model_name=model_name, columns=schema.ARRAY_COLUMNS
         )
-        return schema.table_to_arrays(table)
+        return table_to_arrays(table)
 
     def window_table(
         self,
@@ -144,101 +145,14 @@ class PredictionLog:
         model_name: str | None = None,
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
-        """:meth:`window` as an Arrow table of :data:`~fmnist.monitoring.log_schema.ARROW_SCHEMA`
-        (only ``columns`` plus ``seq``, ``request_id`` and ``ts`` when given).
+        """:meth:`window` as an Arrow table of :data:`~fmnist.monitoring.log_arrow.ARROW_SCHEMA`
+        (only ``columns`` plus ``seq``, ``request_id`` and ``ts`` when given); see
+        :func:`fmnist.monitoring.log_reads.window_table`."""
+        from fmnist.monitoring import log_reads
 
-        Live rows are read before segments, so a compaction running meanwhile moves rows into
-        what is read next, never out of sight; a row in both is returned once.
-        """
-        if last is not None and last < 1:
-            raise MonitoringError(f"last must be at least 1, got {last}")
-        names = list(schema.ARROW_SCHEMA.names)
-        if columns is not None:
-            unknown = set(columns) - set(names)
-            if unknown:
-                raise MonitoringError(f"no such log columns: {', '.join(sorted(unknown))}")
-            names = [n for n in names if n in columns or n in schema.KEY_COLUMNS]
-        since_us = schema.to_us(since) if since is not None else None
-        until_us = schema.to_us(until) if until is not None else None
-        clauses, params = _sql_filter(since_us, until_us, model_name)
-        live = self._live(clauses, params, last, names)
-        if last is None:
-            stored = self.segments.read(_segment_filter(since_us, until_us, model_name), names)
-        elif live.num_rows >= last:  # only segment rows newer than the oldest live one count
-            oldest = int(pc.min(live.column("ts").cast(pa.int64())).as_py())
-            lower = oldest if since_us is None else max(since_us, oldest)
-            stored = self.segments.read(_segment_filter(lower, until_us, model_name), names)
-        else:
-            stored = self._newest_segments(
-                live,
-                last,
-                _segment_filter(since_us, until_us, model_name),
-                since_us,
-                until_us,
-                names,
-            )
-        if stored.num_rows:
-            duplicate = pc.is_in(live.column("request_id"), value_set=stored.column("request_id"))
-            live = live.filter(pc.invert(duplicate))
-            table = pa.concat_tables([stored, live])
-        else:
-            table = live
-        table = table.sort_by([("ts", "ascending"), ("seq", "ascending")])
-        if last is not None and table.num_rows > last:
-            table = table.slice(table.num_rows - last)
-        return table.combine_chunks()
-
-    def _newest_segments(
-        self,
-        live: pa.Table,
-        last: int,
-        where: ds.Expression | None,
-        since_us: int | None,
-        until_us: int | None,
-        names: list[str],
-    ) -> pa.Table:
-        """Segment rows matching ``where``, newest day first, until the ``last`` newest rows of
-        segments and ``live`` (all live rows of the window) are certainly among them."""
-        first = schema.day_of_us(since_us) if since_us is not None else None
-        final = schema.day_of_us(until_us) if until_us is not None else None
-        days = [
-            d
-            for d in self.segments.days()
-            if (first is None or d >= first) and (final is None or d <= final)
-        ]
-        live_ts = live.column("ts").cast(pa.int64()).to_numpy()
-        live_ids = live.column("request_id")
-        parts: list[pa.Table] = []
-        distinct = 0
-        for day in reversed(days):
-            in_day = pc.field("date") == day.isoformat()
-            part = self.segments.read(in_day if where is None else in_day & where, names)
-            parts.append(part)
-            duplicates = pc.sum(pc.is_in(part["request_id"], value_set=live_ids)).as_py() or 0
-            distinct += part.num_rows - int(duplicates)
-            newer_live = int((live_ts >= schema.day_start_us(day)).sum())
-            if distinct + newer_live >= last:
-                break
-        if not parts:
-            return pa.schema([schema.ARROW_SCHEMA.field(n) for n in names]).empty_table()
-        return pa.concat_tables(parts)
-
-    def _live(
-        self,
-        clauses: list[str],
-        params: list[Any],
-        last: int | None,
-        names: Sequence[str] = schema.ARROW_SCHEMA.names,
-    ) -> pa.Table:
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        limit = f" LIMIT {int(last)}" if last is not None else ""
-        sql = (
-            f"SELECT {schema.sql_columns(names)} FROM predictions{where} "  # noqa: S608  # nosec B608
-            f"ORDER BY ts_us DESC, seq DESC{limit}"
+        return log_reads.window_table(
+            self, last, since=since, until=until, model_name=model_name, columns=columns
         )
-        rows = self.db.query(sql, params)
-        rows.reverse()
-        return schema.rows_to_table(rows, names)
 
     # -- maintenance ---------------------------------------------------------------------------
 
@@ -255,44 +169,6 @@ class PredictionLog:
         from fmnist.monitoring.compaction import apply_retention
 
         return apply_retention(self, days, today=today)
-
-
-def _sql_filter(
-    since_us: int | None, until_us: int | None, model_name: str | None
-) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if since_us is not None:
-        clauses.append("ts_us >= ?")
-        params.append(since_us)
-    if until_us is not None:
-        clauses.append("ts_us < ?")
-        params.append(until_us)
-    if model_name is not None:
-        clauses.append("model_name = ?")
-        params.append(model_name)
-    return clauses, params
-
-
-def _segment_filter(
-    since_us: int | None, until_us: int | None, model_name: str | None
-) -> ds.Expression | None:
-    """The same window over segments; the ``date`` terms prune partitions before reading."""
-    terms: list[ds.Expression] = []
-    if since_us is not None:
-        terms.append(pc.field("date") >= schema.day_of_us(since_us).isoformat())
-        terms.append(pc.field("ts") >= pa.scalar(since_us, type=schema.TS_TYPE))
-    if until_us is not None:
-        terms.append(pc.field("date") <= schema.day_of_us(until_us).isoformat())
-        terms.append(pc.field("ts") < pa.scalar(until_us, type=schema.TS_TYPE))
-    if model_name is not None:
-        terms.append(pc.field("model_name") == model_name)
-    if not terms:
-        return None
-    expression = terms[0]
-    for term in terms[1:]:
-        expression = expression & term
-    return expression
 
 
 def default_paths(settings: Settings) -> tuple[Path, Path]:

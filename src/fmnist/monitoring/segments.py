@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from fmnist.monitoring.log_schema import ARROW_SCHEMA
+from fmnist.monitoring.log_arrow import ARROW_SCHEMA
 
 _PART = re.compile(r"^part-(\d+)\.parquet$")
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, Field, ValidationError
 
 from fmnist import CLASS_NAMES
@@ -367,6 +365,9 @@ def build_summary(
     Drift reports are read from ``<settings.home>/monitoring/reports`` and alerts from
     ``<settings.home>/monitoring/alerts/state.json`` (severities from ``settings.alerts``).
     """
+    import pyarrow as pa  # imported here: the serving-only install has none (no summaries)
+    import pyarrow.compute as pc
+
     if not 0 < hours <= MAX_HOURS or not math.isfinite(hours):
         raise MonitoringError(f"hours must be in (0, {MAX_HOURS}], got {hours}")
     if buckets < 1 or bins < 1:

@@ -122,3 +122,47 @@ def card(
         return
     atomic_write_bytes(out, model_card.content)
     console.print(f"model card of version {model_card.version} written to {out}")
+
+
+@models_app.command("export")
+def export(
+    ctx: typer.Context,
+    to: Annotated[Path, typer.Option("--to", help="Folder to write (created or updated).")],
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Versions or aliases to export (default: every aliased version)."),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Registered model to include (repeatable; default: the configured model and "
+            "the photo model of serving.photo_model when registered).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Export registered versions, with their cards, into a folder that `fmnist serve` reads
+    without MLflow (serving.model_export; the serving-only install and the API image)."""
+    from fmnist.registry.exported import export_registry
+
+    app_ctx: AppContext = ctx.obj
+    settings = app_ctx.settings
+    names = list(model or [])
+    if not names:
+        names = [settings.tracking.registered_model]
+        photo = settings.serving.photo_model
+        if photo:
+            names.append(photo.partition("@")[0])
+    registries = [app_ctx.services.registry(name) for name in dict.fromkeys(names)]
+    summary = export_registry(registries, to, refs or ())
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    for info in summary.versions:
+        aliases = ", ".join(info.aliases) or "-"
+        console.print(f"exported {info.name} version {info.version} ({aliases})")
+    console.print(
+        f"{len(summary.versions)} versions, {summary.bytes_written / 1e6:.1f} MB in {to}; "
+        f"serve them with serving.model_export={to}"
+    )

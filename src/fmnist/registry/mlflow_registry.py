@@ -78,7 +78,7 @@ class MlflowRegistry:
     """Tracking runs and registering fmnist models in MLflow."""
 
     def __init__(
-        self, *, tracking_uri: str, artifact_root: str, experiment: str, model_name: str
+        self, *, tracking_uri: str, artifact_root: str | None, experiment: str, model_name: str
     ) -> None:
         """Connect to the tracking store at ``tracking_uri`` (a SQLite file is created on first
         use); runs go to ``experiment`` and registrations to registered model ``model_name``.

@@ -326,6 +326,14 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             )
         logged_arm = arm if answered.key == arm_model.key else ""  # photos: the photo model
         recorder.record(request, inputs, predictions, alias=ref, arm=logged_arm, route=route_name)
+        if logged_arm:
+            metrics.observe_arm(
+                experiment=rollout.config.experiment,
+                mode=rollout.config.mode,
+                arm=logged_arm,
+                version=answered.version,
+                predictions=predictions,
+            )
         request.state.model_version = answered.version
         body = {
             "predictions": predictions,
@@ -358,6 +366,13 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
                 route=route_name,
                 id_suffix=SHADOW_SUFFIX,
                 started=started,
+            )
+            metrics.observe_arm(
+                experiment=rollout.config.experiment,
+                mode=rollout.config.mode,
+                arm=CHALLENGER,
+                version=challenger.version,
+                predictions=predictions,
             )
         except Exception as exc:  # the client has its answer; the failure is counted
             rollout.record_failure(CHALLENGER, exc)
@@ -512,7 +527,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def prometheus_metrics() -> Response:
-        """Prometheus text exposition of this process's metrics."""
+        """Prometheus text exposition of the metrics (of every worker process)."""
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fmnist.config import Settings
-from fmnist.registry.mlflow_registry import RegistryError
+from fmnist.platform.registry import RegistryError
 from fmnist.registry.model_cards import ModelCardNotFoundError, fetch_model_card
 from fmnist.serving.model_store import ModelStore
 from fmnist.serving.problems import ProblemError
@@ -54,7 +54,8 @@ def add_card_routes(app: FastAPI, store: ModelStore, settings: Settings) -> None
     def registry_missing() -> bool:
         """A local SQLite store that does not exist yet (do not create it to find it empty)."""
         return (
-            tracking_uri.startswith("sqlite:///")
+            settings.serving.model_export is None  # else models come from the export
+            and tracking_uri.startswith("sqlite:///")
             and not Path(tracking_uri.removeprefix("sqlite:///")).is_file()
         )
 

@@ -138,6 +138,8 @@ def serve_command(
 
     from uvicorn.supervisors import Multiprocess
 
+    from fmnist.serving.metrics import multiprocess_directory
+
     os.environ[SETTINGS_ENV] = settings_json_with_secrets(settings)
     store.close()  # each worker loads its own copy (from the local model cache)
     sock = listening_socket(serving.host, serving.port)
@@ -150,6 +152,7 @@ def serve_command(
         **common,
     )
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        with multiprocess_directory():  # one /metrics over every worker (serving.metrics)
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()

@@ -28,6 +28,7 @@ import numpy as np
 from fmnist.config import Settings
 from fmnist.errors import FmnistError
 from fmnist.evaluation.unknown import energy_threshold_from_metadata
+from fmnist.platform.registry import RegistryError
 from fmnist.registry.references import (
     REF_PATTERN,
     ModelReferenceError,
@@ -299,14 +300,14 @@ class ModelStore:
         return model
 
     def _default_key(self) -> ModelKey:
-        from fmnist.registry.mlflow_registry import RegistryError
-
         missing = NoModelError(
             f"no model registered as {self.default_name!r}@{self.default_ref}: "
             "run `fmnist pipeline run` first"
         )
         uri = self._settings.resolved_tracking_uri
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        exported = self._settings.serving.model_export is not None  # no tracking store needed
+        sqlite = uri.startswith("sqlite:///")
+        if not exported and sqlite and not Path(uri.removeprefix("sqlite:///")).is_file():
             raise missing  # no tracking store yet: do not create one just to find it empty
         try:
             info = self.registry().get(self.default_ref)

@@ -58,7 +58,7 @@ def add_monitoring_routes(app: FastAPI, settings: Settings) -> None:
         tags=["monitoring"],
         summary="Traffic, confidence, live accuracy, drift and alerts for the monitoring page",
         response_model=MonitoringSummary,
-        responses=problem_responses(422, 503),
+        responses=problem_responses(422, 501, 503),
     )
     async def monitoring_summary(request: Request, hours: HoursQuery = DEFAULT_HOURS) -> Response:
         """Predictions per class over the last ``hours`` (24 buckets), the confidence
@@ -75,20 +75,26 @@ def add_monitoring_routes(app: FastAPI, settings: Settings) -> None:
             summary = await run_in_threadpool(
                 build_summary, log, request.app.state.feedback, settings, hours=hours
             )
+            rollout = request.app.state.rollout
+            if rollout.active and request.app.state.feedback is not None:
+                readout = await run_in_threadpool(
+                    ab_readout,
+                    log,
+                    request.app.state.feedback,
+                    experiment=rollout.config.experiment,
+                    since=rollout.started_at,
+                )
+                summary = summary.model_copy(
+                    update={"experiment": {**rollout.describe(), "readout": readout.to_dict()}}
+                )
         except MonitoringError as exc:
             raise ProblemError(422, str(exc), slug="invalid-window") from None
-        rollout = request.app.state.rollout
-        if rollout.active and request.app.state.feedback is not None:
-            readout = await run_in_threadpool(
-                ab_readout,
-                log,
-                request.app.state.feedback,
-                experiment=rollout.config.experiment,
-                since=rollout.started_at,
-            )
-            summary = summary.model_copy(
-                update={"experiment": {**rollout.describe(), "readout": readout.to_dict()}}
-            )
+        except ModuleNotFoundError as exc:  # the serving-only install (no `monitor` extra)
+            raise ProblemError(
+                501,
+                f"monitoring summaries need the `monitor` extra ({exc.name} is not installed)",
+                slug="not-installed",
+            ) from None
         return Response(
             summary.model_dump_json(),
             media_type="application/json",

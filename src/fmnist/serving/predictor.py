@@ -50,7 +50,7 @@ def _reason_category(reason: str) -> str:
     """The words of a reason before its first number: a bounded metrics label."""
     words = []
     for word in reason.split():
-        if word[:1].isdigit():
+        if word.lstrip("+-")[:1].isdigit():
             break
         words.append(word.rstrip(":"))
     return " ".join(words) or "other"

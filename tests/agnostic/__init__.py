@@ -1,0 +1,1 @@
+"""Tests of the cloud-agnostic profile on real servers (`make test-agnostic`)."""

@@ -1,0 +1,1 @@
+"""Tests of the infrastructure definitions (Kubernetes manifests, Terraform)."""
