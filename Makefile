@@ -25,7 +25,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install lock serve-lock data demo test test-heavy test-agnostic test-serve-only lint sbom bench bench-train clean
+.PHONY: help install lock serve-lock data demo test test-heavy test-gcp test-agnostic test-serve-only lint sbom bench bench-train clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,15 +76,20 @@ test: $(STAMP) ## Check the layer contracts and bandit, then run the tests with 
 	@bash scripts/install-prometheus.sh
 	$(BIN)/lint-imports
 	$(BIN)/bandit -r src --severity-level medium --quiet
-	$(BIN)/pytest -m "not heavy and not agnostic and not serve_only" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not heavy and not agnostic and not serve_only and not gcp" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
 	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
 
-test-agnostic: $(STAMP) ## The agnostic profile on real servers: PostgreSQL, an S3 API (moto), MLflow server
+test-agnostic: $(STAMP) ## The agnostic profile on real servers: PostgreSQL, S3 API (moto), MLflow, Prometheus
 	@bash scripts/install-dataset.sh
 	@bash scripts/install-postgres.sh
+	@bash scripts/install-prometheus.sh
 	$(BIN)/pytest -m agnostic $(PYTEST_ARGS)
+
+test-gcp: $(STAMP) ## GCP adapters and the gcp profile on emulators the tests start (Pub/Sub, GCS, BigQuery)
+	@bash scripts/install-dataset.sh
+	$(BIN)/pytest -m gcp $(PYTEST_ARGS)
 
 test-serve-only: $(STAMP) $(SERVE_STAMP) ## Serve from the serving-only install (fresh venv), test its API, measure it
 	@bash scripts/install-dataset.sh

@@ -161,6 +161,7 @@ def _register_subcommands() -> None:
     from fmnist.pipelines.leaderboard_cli import benchmark_command
     from fmnist.realworld.cli import experiment_app
     from fmnist.registry.cli import models_app
+    from fmnist.registry.vertex_cli import vertex_app
     from fmnist.retraining.cli import retrain_command
     from fmnist.rollout.cli import ab_app, audit_command
     from fmnist.security.cli import keys_app
@@ -191,6 +192,7 @@ def _register_subcommands() -> None:
     app.add_typer(events_app, name="events")
     app.add_typer(analytics_app, name="analytics")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(vertex_app, name="vertex")
 
 
 _register_subcommands()

@@ -196,9 +196,18 @@ def _registry(
 def _analytics(settings: Settings, adapter: str) -> Analytics:
     if adapter == "bigquery":
         require_module("google.cloud.bigquery", adapter="BigQuery analytics", extra="gcp")
-        raise AdapterUnavailableError(
-            "the BigQuery analytics adapter is not available in this build: set "
-            "ports.analytics=duckdb"
+        if not settings.gcp.project:
+            raise AdapterUnavailableError(
+                "BigQuery analytics needs gcp.project (or set ports.analytics=duckdb)"
+            )
+        from fmnist.platform.bigquery_analytics import BigQueryAnalytics
+
+        return BigQueryAnalytics(
+            settings.gcp.project,
+            settings.gcp.bigquery_dataset,
+            location=settings.gcp.region,
+            labels=settings.gcp.labels,
+            emulator_url=settings.gcp.bigquery_emulator_url,
         )
     require_module("duckdb", adapter="DuckDB analytics", extra="train")
     from fmnist.platform.analytics import DuckDbAnalytics
@@ -209,9 +218,21 @@ def _analytics(settings: Settings, adapter: str) -> Analytics:
 def _events(settings: Settings, adapter: str) -> EventBus:
     if adapter == "pubsub":
         require_module("google.cloud.pubsub", adapter="Pub/Sub events", extra="gcp")
-        raise AdapterUnavailableError(
-            "the Pub/Sub events adapter is not available in this build: set "
-            "ports.events=local-queue"
+        if not settings.gcp.project:
+            raise AdapterUnavailableError(
+                "Pub/Sub events need gcp.project (or set ports.events=local-queue)"
+            )
+        from fmnist.platform.pubsub_events import PubSubEventBus
+        from fmnist.streaming.consumer import SUBSCRIPTION
+
+        # The consumer's subscription exists from the first publish on: Pub/Sub keeps only
+        # messages published after a subscription was created.
+        return PubSubEventBus(
+            settings.gcp.project,
+            settings.gcp.pubsub_topic_prefix,
+            subscriptions=(SUBSCRIPTION,),
+            labels=settings.gcp.labels,
+            max_delivery_attempts=10,  # as infrastructure/terraform's subscriptions
         )
     from fmnist.platform.events import LocalEventQueue
 

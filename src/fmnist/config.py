@@ -182,6 +182,21 @@ class ServingSettings(_Section):
     )
     workers: int = Field(1, ge=1, le=64, description="server processes started by fmnist serve")
     access_log: bool = Field(True, description="one structured log line per request")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="json: one Cloud Logging object per line (the default on Cloud Run and "
+        "Vertex AI, see fmnist.serving.platform_env)",
+    )
+    platform_health_route: str | None = Field(
+        None,
+        pattern=r"^/[A-Za-z0-9/_.~:-]*$",
+        description="an extra readiness route a platform asks for (Vertex AI: AIP_HEALTH_ROUTE)",
+    )
+    platform_predict_route: str | None = Field(
+        None,
+        pattern=r"^/[A-Za-z0-9/_.~:-]*$",
+        description="an extra {instances} -> {predictions} route (Vertex AI: AIP_PREDICT_ROUTE)",
+    )
     gc_freeze: bool = Field(
         True,
         description="exempt the objects alive after start-up from cyclic garbage collection "
@@ -598,6 +613,12 @@ class GcpSettings(_Section):
     bucket: str | None = None
     bigquery_dataset: str = Field("fmnist", min_length=1, description="analytics dataset")
     pubsub_topic_prefix: str = Field("fmnist", min_length=1, description="topic name prefix")
+    bigquery_emulator_url: str | None = Field(
+        None,
+        description="http://host:port of a BigQuery emulator (tests, a laptop): anonymous "
+        "credentials; Pub/Sub and GCS emulators are found through PUBSUB_EMULATOR_HOST and "
+        "STORAGE_EMULATOR_HOST",
+    )
     pipeline_root: str | None = Field(None, description="gs:// root of Vertex AI pipeline runs")
     service_account: str | None = Field(
         None, description="service account e-mail the Vertex AI pipeline jobs run as"

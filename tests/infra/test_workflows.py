@@ -35,6 +35,7 @@ EXPECTED_TARGETS = {
     "install",
     "lint",
     "test",
+    "test-gcp",
     "test-agnostic",
     "test-serve-only",
     "sbom",
@@ -222,6 +223,7 @@ def test_ci_runs_the_checks() -> None:
     }
     assert "make lint" in scripts["lint"]
     assert "make test " in scripts["tests"] + " "
+    assert "make test-gcp" in scripts["test-gcp"]
     assert "make test-agnostic" in scripts["test-agnostic"]
     assert "make test-serve-only" in scripts["serve-only"]
     assert "terraform fmt -check" in scripts["iac"] and "checkov" in scripts["iac"]
@@ -244,7 +246,7 @@ def test_python_jobs_run_in_the_images_base() -> None:
     assert containers and set(containers) == {base.group(1)}
 
 
-@pytest.mark.parametrize("job_id", ["lint", "tests", "test-agnostic", "serve-only"])
+@pytest.mark.parametrize("job_id", ["lint", "tests", "test-gcp", "test-agnostic", "serve-only"])
 def test_pip_downloads_are_cached(job_id: str) -> None:
     job = jobs(WORKFLOWS / "ci.yml")[job_id]
     caches = [s for s in job["steps"] if "actions/cache@" in s.get("uses", "")]

@@ -6,9 +6,8 @@ import io
 import json
 import re
 import sys
-import types
 from pathlib import Path
-from typing import Any
+from unittest.mock import create_autospec
 
 import numpy as np
 import pytest
@@ -168,43 +167,32 @@ def test_launch_without_the_package_tells_how_to_install(no_aiplatform: None) ->
 
 
 def test_launch_makes_the_sdk_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, dict[str, Any]]] = []
+    from google.cloud import aiplatform
 
-    class Dataset:
-        resource_name = "projects/p/locations/l/datasets/1"
+    # Autospecs of the real SDK: a wrong argument name or a missing method fails the test.
+    init = create_autospec(aiplatform.init)
+    dataset = create_autospec(aiplatform.ImageDataset, instance=True)
+    dataset.resource_name = "projects/p/locations/l/datasets/1"
+    create = create_autospec(aiplatform.ImageDataset.create, return_value=dataset)
+    job = create_autospec(aiplatform.AutoMLImageTrainingJob, instance=True)
+    job.resource_name = "projects/p/locations/l/trainingPipelines/2"
+    job_class = create_autospec(aiplatform.AutoMLImageTrainingJob, return_value=job)
+    monkeypatch.setattr(aiplatform, "init", init)
+    monkeypatch.setattr(aiplatform.ImageDataset, "create", create)
+    monkeypatch.setattr(aiplatform, "AutoMLImageTrainingJob", job_class)
 
-        @staticmethod
-        def create(**kwargs: Any) -> Dataset:
-            calls.append(("dataset", kwargs))
-            return Dataset()
-
-    class Job:
-        resource_name = "projects/p/locations/l/trainingPipelines/2"
-
-        def __init__(self, **kwargs: Any) -> None:
-            calls.append(("job", kwargs))
-
-        def run(self, **kwargs: Any) -> None:
-            calls.append(("run", kwargs))
-
-        def wait_for_resource_creation(self) -> None:
-            calls.append(("wait", {}))
-
-    fake = types.SimpleNamespace(
-        init=lambda **kwargs: calls.append(("init", kwargs)),
-        ImageDataset=Dataset,
-        AutoMLImageTrainingJob=Job,
-    )
-    monkeypatch.setitem(sys.modules, AIPLATFORM, fake)
     spec = build_job_spec("gs://b/i.csv", project="p", location="us-central1")
     names = launch(spec)
-    assert names == {"dataset": Dataset.resource_name, "training_job": Job.resource_name}
-    assert [c[0] for c in calls] == ["init", "dataset", "job", "run", "wait"]
-    assert calls[0][1] == {"project": "p", "location": "us-central1"}
-    assert calls[2][1]["model_type"] == "CLOUD"
-    run = calls[3][1]
-    assert isinstance(run["dataset"], Dataset) and run["budget_milli_node_hours"] == 8000
-    assert run["sync"] is False
+
+    assert names == {"dataset": dataset.resource_name, "training_job": job.resource_name}
+    init.assert_called_once_with(project="p", location="us-central1")
+    create.assert_called_once_with(**spec.dataset)
+    assert create.call_args.kwargs["gcs_source"] == ["gs://b/i.csv"]
+    job_class.assert_called_once_with(**spec.training_job)
+    assert job_class.call_args.kwargs["model_type"] == "CLOUD"
+    job.run.assert_called_once_with(dataset=dataset, sync=False, **spec.run)
+    assert job.run.call_args.kwargs["budget_milli_node_hours"] == 8000
+    job.wait_for_resource_creation.assert_called_once_with()
 
 
 def test_launch_refuses_local_csv_before_importing(no_aiplatform: None) -> None:

@@ -41,6 +41,10 @@ class Storage(Protocol):
         """A local filesystem path for ``key`` when the lake is local, else None."""
         ...
 
+    def download(self, prefix: str, destination: Path) -> Path:
+        """Copy every object under ``prefix`` into the local folder ``destination``."""
+        ...
+
 
 class FsspecStorage:
     """:class:`Storage` over any fsspec filesystem URL."""
@@ -48,7 +52,9 @@ class FsspecStorage:
     def __init__(self, url: str) -> None:
         """Open the lake rooted at ``url`` (a folder path or ``proto://bucket/prefix``)."""
         self.url = url
-        self._fs, root = fsspec.core.url_to_fs(url)
+        # No listings cache: objects other processes write (a GCS or S3 lake is shared) must
+        # be seen by exists() and list_dirs() of a long-running process.
+        self._fs, root = fsspec.core.url_to_fs(url, use_listings_cache=False)
         self._root = root.rstrip("/")
         self._local = "file" in _protocols(self._fs)
 
@@ -87,6 +93,18 @@ class FsspecStorage:
     def local_path(self, key: str) -> Path | None:
         """The local path of ``key`` for a local lake, else None."""
         return Path(self._path(key)) if self._local else None
+
+    def download(self, prefix: str, destination: Path) -> Path:
+        """Copy every file under ``prefix`` into ``destination`` (created), keeping the layout."""
+        root = self._path(prefix).rstrip("/")
+        if not self._fs.exists(root):
+            raise FileNotFoundError(f"nothing at {self.url.rstrip('/')}/{prefix.lstrip('/')}")
+        destination.mkdir(parents=True, exist_ok=True)
+        for source in self._fs.find(root):
+            target = destination / str(source)[len(root) :].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._fs.get_file(source, str(target))
+        return destination
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -425,6 +425,32 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         )
         return await answer(request, chosen, inputs, ref=model, route_name="/v1/predict/batch")
 
+    platform_route = serving.platform_predict_route
+    if platform_route:  # Vertex AI's AIP_PREDICT_ROUTE (serving.platform_env)
+
+        @app.post(platform_route, tags=["predict"], include_in_schema=False)
+        async def platform_predict(request: Request) -> Response:
+            """``{"instances": [...]}`` -> ``{"predictions": [...]}`` (a platform's contract)."""
+            chosen = await choose_model(request, None)
+            inputs = await read_inputs(
+                request,
+                batch=True,
+                max_instances=max_batch,
+                max_pixels=max_pixels,
+                return_image=False,
+                segmentation=serving.segmentation,
+            )
+            answered = await answer(request, chosen, inputs, ref=None, route_name=platform_route)
+            if answered.status_code != 200:
+                return answered
+            body = json.loads(bytes(answered.body))
+            kept = {k: v for k, v in answered.headers.items() if k.startswith("x-")}
+            return _json(
+                {"predictions": body["predictions"]},
+                headers=kept,
+                background=answered.background,  # shadow scoring, as on /v1/predict
+            )
+
     @app.get(
         "/v1/models",
         tags=["models"],
@@ -523,6 +549,11 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             raise ProblemError(503, "the default model is not loaded", slug="not-ready")
         return _json(
             {"status": "ready", "model_name": default.name, "model_version": default.version}
+        )
+
+    if serving.platform_health_route not in (None, "/readyz", "/healthz"):  # AIP_HEALTH_ROUTE
+        app.add_api_route(
+            serving.platform_health_route, readyz, methods=["GET"], include_in_schema=False
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")

@@ -23,14 +23,18 @@ from fmnist.errors import ConfigError
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """Logging for uvicorn and fmnist in every process: one line per record on stderr."""
+def log_config(level: str, log_format: str = "text", project: str | None = None) -> dict[str, Any]:
+    """Logging for uvicorn and fmnist in every process: one line per record on stderr (plain
+    text, or a Cloud Logging JSON object with ``log_format="json"``)."""
     level = level.upper()
     handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    plain: dict[str, Any] = {"format": LOG_FORMAT}
+    if log_format == "json":
+        plain = {"()": "fmnist.serving.cloud_logging.CloudLoggingFormatter", "project": project}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "formatters": {"plain": plain},
         "handlers": {"stderr": handler},
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
@@ -96,20 +100,28 @@ def serve_command(
     from fmnist.config import settings_json_with_secrets
     from fmnist.serving.app import SETTINGS_ENV, create_app
     from fmnist.serving.model_store import ModelStore
+    from fmnist.serving.platform_env import apply_platform
 
-    settings = _with_overrides(
-        ctx.obj.settings,
-        host=host,
-        port=port,
-        reload_interval_s=reload_interval,
-        workers=workers,
-    )
-    serving = settings.serving
     if log_level.lower() not in LOG_LEVELS:
         raise ConfigError(
             f"invalid --log-level {log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
         )
-    logging.config.dictConfig(log_config(log_level))
+    configured = ctx.obj.settings
+    # Cloud Run / Vertex AI variables first, the command line's options over them.
+    storage_for = ctx.obj.build_services(configured).open_storage
+    platform = apply_platform(configured, os.environ, storage_for)
+    settings = _with_overrides(
+        _with_overrides(configured, **platform),
+        **{
+            "host": host,
+            "port": port,
+            "reload_interval_s": reload_interval,
+            "workers": workers,
+        },
+    )
+    serving = settings.serving
+    logs = log_config(log_level, serving.log_format, settings.gcp.project)
+    logging.config.dictConfig(logs)
     services = ctx.obj.build_services(settings)
     store = ModelStore(settings, services.registries)
     model = store.load_default()  # fails with one line when nothing is registered
@@ -117,16 +129,23 @@ def serve_command(
     shown_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(serving.host, serving.host)  # noqa: S104  # nosec B104
     shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
     base = f"http://{shown_host}:{serving.port}"
-    typer.echo(f"serving {model.name} version {model.version} ({serving.model_ref})")
-    typer.echo(f"web UI:   {base}/")
-    typer.echo(f"API docs: {base}/docs")
+    banner = (
+        f"serving {model.name} version {model.version} ({serving.model_ref})",
+        f"web UI:   {base}/",
+        f"API docs: {base}/docs",
+    )
+    for line in banner:  # JSON logs: every line of output is a log entry
+        if serving.log_format == "json":
+            logging.getLogger("fmnist.serving").info(line)
+        else:
+            typer.echo(line)
 
     common: dict[str, Any] = {
         "loop": "asyncio",
         "http": "httptools",
         "lifespan": "on",
         "access_log": False,
-        "log_config": log_config(log_level),
+        "log_config": logs,
         "timeout_graceful_shutdown": 10,
     }
     if serving.workers == 1:

@@ -8,7 +8,8 @@ One pure ASGI middleware (no per-request task or copy of the body) that
   counts the bytes of a body without one (chunked upload), raising :class:`BodyTooLargeError`
   once the count passes the limit;
 * records the request in the Prometheus metrics by route template, method and status;
-* logs one line per request (method, route, status, latency, request id, model version);
+* logs one line per request (method, route, status, latency, request id, model version; with
+  the JSON log format also Cloud Logging's ``httpRequest`` and the trace of the request);
 * turns any exception that escaped the app into a 500 problem (traceback logged, never sent).
 """
 
@@ -22,6 +23,7 @@ import uuid
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fmnist.serving.cloud_logging import parse_trace
 from fmnist.serving.metrics import ServingMetrics
 from fmnist.serving.problems import BodyTooLargeError, internal_error, problem_response
 
@@ -70,11 +72,18 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id: bytes | None = None
         content_length: bytes | None = None
+        user_agent = cloud_trace = traceparent = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 request_id = value
             elif name == b"content-length":
                 content_length = value
+            elif name == b"user-agent":
+                user_agent = value
+            elif name == b"x-cloud-trace-context":
+                cloud_trace = value
+            elif name == b"traceparent":
+                traceparent = value
         if request_id is None or not _REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex.encode()
         rid = request_id.decode()
@@ -137,6 +146,17 @@ class RequestContextMiddleware:
             if 400 <= status < 500 and route in PREDICTION_ROUTES:
                 self.metrics.invalid_inputs.labels(route, state.get("problem", "other")).inc()
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                http_request = {  # Cloud Logging's HttpRequest (used by the JSON format)
+                    "requestMethod": method,
+                    "requestUrl": scope["path"],
+                    "status": status,
+                    "latency": f"{seconds:.6f}s",
+                    "userAgent": user_agent.decode("latin-1"),
+                    "remoteIp": client[0] if client else "",
+                    "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
+                }
+                trace = parse_trace(cloud_trace.decode("latin-1"), traceparent.decode("latin-1"))
                 access_logger.info(
                     "method=%s route=%s status=%d latency_ms=%.2f request_id=%s model_version=%s",
                     method,
@@ -145,4 +165,5 @@ class RequestContextMiddleware:
                     seconds * 1000.0,
                     rid,
                     state.get("model_version", "-"),
+                    extra={"http_request": http_request, "request_id": rid, "trace": trace},
                 )

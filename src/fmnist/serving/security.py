@@ -54,11 +54,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def route_scope(method: str, path: str, metrics_need_key: bool) -> str | None:
-    """The scope a request needs (None: open)."""
+def route_scope(
+    method: str, path: str, metrics_need_key: bool, platform_predict: str | None = None
+) -> str | None:
+    """The scope a request needs (None: open); ``platform_predict`` is a platform's prediction
+    route (``serving.platform_predict_route``)."""
     if path.startswith("/v1/admin/"):
         return "admin"
-    if path in ("/v1/predict", "/v1/predict/batch"):
+    if path in ("/v1/predict", "/v1/predict/batch") or path == platform_predict:
         return "predict"
     if path == "/v1/explain":
         return "explain"
@@ -96,6 +99,7 @@ class SecurityMiddleware:
         """Enforce ``security`` for a server bound to ``serving.host``."""
         self.app = app
         self.keys = keys
+        self.platform_predict = serving.platform_predict_route
         self.admin_token = serving.admin_token.get_secret_value() if serving.admin_token else ""
         loopback = is_loopback(serving.host)
         self.open_scopes = (
@@ -128,7 +132,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        needed = route_scope(scope["method"], path, self.metrics_need_key)
+        needed = route_scope(scope["method"], path, self.metrics_need_key, self.platform_predict)
         credential = _credential(scope["headers"])
         client = scope.get("client") or ("unknown", 0)
         identity, scopes = f"client:{client[0]}", frozenset[str]()

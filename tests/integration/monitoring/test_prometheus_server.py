@@ -71,6 +71,7 @@ def test_the_test_configuration_is_the_repository_one_patched(tmp_path: Path) ->
 
 
 @pytest.mark.network
+@pytest.mark.agnostic  # a real Prometheus: make test-agnostic
 def test_prometheus_scrapes_the_api_and_the_monitor(monitoring_stack: MonitoringStack) -> None:
     active = httpx.get(f"{monitoring_stack.prometheus}/api/v1/targets", trust_env=False).json()
     targets = {t["labels"]["job"]: t for t in active["data"]["activeTargets"]}
@@ -108,6 +109,7 @@ def test_prometheus_scrapes_the_api_and_the_monitor(monitoring_stack: Monitoring
 
 
 @pytest.mark.network
+@pytest.mark.agnostic  # a real Prometheus: make test-agnostic
 def test_the_repository_rules_are_loaded_and_evaluated(monitoring_stack: MonitoringStack) -> None:
     expected = _repo_groups()
 
@@ -129,6 +131,7 @@ def test_the_repository_rules_are_loaded_and_evaluated(monitoring_stack: Monitor
 
 
 @pytest.mark.network
+@pytest.mark.agnostic  # a real Prometheus: make test-agnostic
 def test_the_rules_use_exported_metrics_and_see_the_services(
     monitoring_stack: MonitoringStack,
 ) -> None:

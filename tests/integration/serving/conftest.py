@@ -7,6 +7,7 @@ on 127.0.0.1 (a free port) in a background thread and are talked to over real HT
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from app_server import running
 from data_paths import PHOTOS_VALIDATION, require_dir
+from fmnist.cli import app
 from fmnist.composition import build_services
 from fmnist.config import Settings
 from fmnist.data.sources import RawDataset
 from fmnist.registry.mlflow_registry import CHALLENGER, CHAMPION
-from tracking_home import register_tiny_models
+from tracking_home import register_tiny_models, set_env
 
 ADMIN_TOKEN = "test-admin-token"
 PHOTOS = PHOTOS_VALIDATION
@@ -93,3 +96,21 @@ def jpeg_bytes() -> bytes:
     """A real photo of trousers (JPEG)."""
     require_dir(PHOTOS)
     return sorted((PHOTOS / "pants").glob("*.jpg"))[0].read_bytes()
+
+
+def export_models(
+    trained: Trained, target: Path, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> dict:
+    """Run ``fmnist models export`` on the trained home; the parsed ``--json`` summary."""
+    set_env(monkeypatch, {"FMNIST_HOME": str(trained.settings.home)})
+    result = CliRunner().invoke(app, ["models", "export", "--to", str(target), "--json", *args])
+    assert result.exit_code == 0, result.output
+    summary: dict = json.loads(result.stdout)
+    return summary
+
+
+@pytest.fixture
+def exported(trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The aliased versions (champion, challenger) exported into a fresh folder."""
+    export_models(trained, tmp_path / "export", monkeypatch)
+    return tmp_path / "export"

@@ -26,25 +26,9 @@ from synthetic_images import encode, fashion_mnist_image, garment
 from tracking_home import set_env
 from without_training_stack import BLOCKED
 
-from .conftest import Trained, restore_registry
+from .conftest import Trained, export_models, restore_registry
 
 BLOCKER = Path(__file__).parents[2] / "without_training_stack.py"
-
-
-def export(trained: Trained, target: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> dict:
-    """Run ``fmnist models export`` on the trained home; the parsed ``--json`` summary."""
-    set_env(monkeypatch, {"FMNIST_HOME": str(trained.settings.home)})
-    result = CliRunner().invoke(app, ["models", "export", "--to", str(target), "--json", *args])
-    assert result.exit_code == 0, result.output
-    summary: dict = json.loads(result.stdout)
-    return summary
-
-
-@pytest.fixture
-def exported(trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The aliased versions (champion, challenger) exported into a fresh folder."""
-    export(trained, tmp_path / "export", monkeypatch)
-    return tmp_path / "export"
 
 
 def test_export_holds_the_aliased_versions_with_their_cards(
@@ -77,11 +61,11 @@ def test_export_again_follows_the_registry_and_drops_old_versions(
     trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "export"
-    export(trained, target, monkeypatch)
+    export_models(trained, target, monkeypatch)
     registry = build_services(trained.settings).registry()
     try:
         registry.promote(str(trained.second), reason="export test")
-        summary = export(trained, target, monkeypatch, "champion")
+        summary = export_models(trained, target, monkeypatch, "champion")
     finally:
         restore_registry(trained)
     assert summary["versions"] == [f"fmnist-classifier/{trained.second}"]

@@ -1,0 +1,1 @@
+"""Tests of the gcp profile's adapters on the emulators they start (`make test-gcp`)."""
