@@ -76,7 +76,7 @@ test: $(STAMP) ## Check the layer contracts and bandit, then run the tests with 
 	@bash scripts/install-prometheus.sh
 	$(BIN)/lint-imports
 	$(BIN)/bandit -r src --severity-level medium --quiet
-	$(BIN)/pytest -m "not heavy and not agnostic and not serve_only and not gcp" --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not heavy and not agnostic and not serve_only and not gcp" --cov --cov-report=term --cov-fail-under=85 --durations=25 $(PYTEST_ARGS)
 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
 	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
