@@ -81,7 +81,7 @@ test: $(STAMP) ## Check the layer contracts and bandit, then run the tests with 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
 	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
 
-test-agnostic: $(STAMP) ## The agnostic profile on real servers: PostgreSQL, S3 API (moto), MLflow, Prometheus
+test-agnostic: $(STAMP) ## The agnostic profile on real servers (PostgreSQL, S3 API, MLflow, Prometheus), kfp.local
 	@bash scripts/install-dataset.sh
 	@bash scripts/install-postgres.sh
 	@bash scripts/install-prometheus.sh

@@ -14,6 +14,7 @@ from fmnist.composition import build_services
 from fmnist.config import Settings
 
 
+@pytest.mark.agnostic  # Kubeflow Pipelines, run by kfp.local (about 2 minutes): make test-agnostic
 def test_kfp_local_runs_the_quick_pipeline_and_registers_a_model(
     tmp_path: Path, fmnist_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
