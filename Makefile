@@ -25,7 +25,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install lock serve-lock data demo test test-heavy test-gcp test-agnostic test-serve-only lint sbom bench bench-train clean
+.PHONY: help install lock serve-lock data demo test test-heavy test-gcp test-agnostic test-serve-only lint docs sbom bench bench-train clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -112,15 +112,22 @@ lint: $(STAMP) ## ruff (lint + format check), mypy, layer contracts, docstring c
 	$(BIN)/interrogate src/fmnist
 	$(BIN)/bandit -r src --severity-level medium --quiet
 
-bench: data ## Run the benchmarks and print measured figures (about 10 minutes)
+docs: $(STAMP) ## Build the documentation site into site/ (mkdocs --strict; references and figures must be current)
+	$(BIN)/python scripts/gen_reference.py --check
+	$(BIN)/python benchmarks/figures.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+bench: data ## Run the benchmarks and print measured figures (about 26 minutes: the fuzzing 4, the soak 11)
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_onnx.py
 	$(BIN)/python benchmarks/bench_train.py --preset quick
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_http.py
+	$(BIN)/python benchmarks/bench_fuzz.py
+	$(BIN)/python benchmarks/bench_soak.py --photos "$(PHOTOS_DIR)/validation"
 
 bench-train: data ## Time the default training preset on the full data (about 5 minutes)
 	$(BIN)/python benchmarks/bench_train.py --preset default
 
 clean: ## Remove the virtual environment and caches (keeps data/)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov site

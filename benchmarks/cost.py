@@ -143,6 +143,14 @@ def load_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (no machine's paths in results)."""
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
 def load_prices(path: Path) -> dict[str, dict[str, Any]]:
     """The price entries; each must have a value, a unit, a publication date and a source."""
     entries: dict[str, dict[str, Any]] = load_json(path, "the price list")["prices"]
@@ -404,8 +412,8 @@ def compute(http_path: Path, prices_path: Path, a: Assumptions) -> dict[str, Any
     return {
         "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "kpi_usd_per_prediction": KPI_USD_PER_PREDICTION,
-        "http_result": str(http_path),
-        "prices_file": str(prices_path),
+        "http_result": _shown(http_path),
+        "prices_file": _shown(prices_path),
         "throughput": asdict(tp),
         "assumptions": asdict(a),
         "prices": {name: prices[name] for name in used},

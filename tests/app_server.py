@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -64,3 +67,34 @@ def wait_until_ready(
             pass
         assert time.monotonic() < deadline, "server did not become ready"
         time.sleep(0.2)
+
+
+def start_serve(env: dict[str, str], home: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``python -m fmnist serve`` with ``env`` over a clean environment (no FMNIST_*), its
+    output in ``log``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FMNIST_", "MLFLOW_"))}
+    base |= {"FMNIST_HOME": str(home), "FMNIST_SERVING__RELOAD_INTERVAL_S": "0", **env}
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fmnist", "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=base,
+            cwd=home.parent,
+        )
+
+
+GRACEFUL = -signal.SIGTERM
+"""The exit status after a graceful SIGTERM: uvicorn finishes the requests in flight, runs the
+app's shutdown, then re-raises the signal so the platform sees why the process ended."""
+
+
+def stop_serve(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, as a platform stops a container; the exit status."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise

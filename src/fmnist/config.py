@@ -162,6 +162,21 @@ class ServingSettings(_Section):
     max_image_pixels: int = Field(
         40_000_000, ge=784, description="decoded pixel limit (decompression bombs)"
     )
+    max_decompression_ratio: float = Field(
+        200.0,
+        ge=10,
+        description="decoded bytes per uploaded byte above which an image of over 16 MB "
+        "decoded is refused as a decompression bomb (photos: 2-50)",
+    )
+    heavy_decode_pixels: int = Field(
+        4_000_000, ge=784, description="images above this many pixels take a heavy slot"
+    )
+    heavy_decode_concurrency: int = Field(
+        1, ge=1, le=64, description="heavy images decoded at once per process"
+    )
+    decode_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="decoding time (queueing included) before a 503"
+    )
     max_batch: int = Field(1024, ge=1000, description="instances or files per batch request")
     microbatching: bool = True
     microbatch_max_wait_ms: float = Field(2.0, ge=0, le=100)
@@ -349,6 +364,11 @@ class MonitoringSettings(_Section):
     before ``append`` returns; a machine crash or power loss may lose the last commits (never
     corrupts the file). ``full``: also survives a machine crash (one fsync per commit). ``off``:
     never syncs; still survives ``kill -9`` of the process, but a machine crash may corrupt it.
+
+    ``log_failure`` decides what the API answers while its records cannot be written (a full
+    disk, an I/O error): ``fail_closed`` (default) refuses the prediction with a 503, so every
+    200 has its record; ``fail_open`` answers and counts the prediction as unlogged. Either way
+    the next request tries again: logging resumes by itself once the cause is gone.
     """
 
     log_enabled: bool = Field(True, description="record every prediction served")
@@ -372,7 +392,26 @@ class MonitoringSettings(_Section):
         le=60,
         description="seconds between the journal mover's passes (API journal -> SQLite log)",
     )
+    log_failure: Literal["fail_closed", "fail_open"] = Field(
+        "fail_closed",
+        description="when a prediction's record cannot be written (disk full): fail_closed "
+        "answers 503 (problem log-unavailable), so a 200 always means logged; fail_open answers "
+        "200 and counts it in fmnist_prediction_log_unlogged_predictions_total (alert "
+        "FmnistPredictionsUnlogged) and the error log",
+    )
     retention_days: int = Field(90, ge=1, description="days of predictions and feedback kept")
+    image_retention_days: int = Field(
+        30,
+        ge=0,
+        description="days the 28x28 inputs are kept (then cleared, the prediction stays); "
+        "0 clears them at every compaction",
+    )
+    client_id_salt: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="salt of the hashed X-Client-ID values (share it across replicas); default "
+        "a random salt kept in <home>/security/client_id_salt",
+    )
     compaction_segment_rows: int = Field(
         100_000, ge=1, description="rows per Parquet segment file when compacting a day"
     )

@@ -34,6 +34,7 @@ MAKE_CALL = re.compile(
 EXPECTED_TARGETS = {
     "install",
     "lint",
+    "docs",
     "test",
     "test-gcp",
     "test-agnostic",
@@ -221,7 +222,7 @@ def test_ci_runs_the_checks() -> None:
     scripts = {
         job_id: " ".join(s.get("run", "") for s in job["steps"]) for job_id, job in ci.items()
     }
-    assert "make lint" in scripts["lint"]
+    assert "make lint" in scripts["lint"] and "make docs" in scripts["lint"]
     assert "make test " in scripts["tests"] + " "
     assert "make test-gcp" in scripts["test-gcp"]
     assert "make test-agnostic" in scripts["test-agnostic"]

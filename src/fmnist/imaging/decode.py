@@ -99,18 +99,38 @@ def _pillow_bomb(data: bytes, error: Exception, max_pixels: int) -> InvalidImage
     return InvalidImageError("too_large", f"image is {found}, above the limit of {max_pixels:,}")
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the header alone (bypassing Pillow's bomb check), or None."""
+def header_info(data: bytes) -> tuple[int, int, str] | None:
+    """Width, height and Pillow mode from the header alone (no pixel decoded, bypassing
+    Pillow's bomb check), or None when no accepted format can read the header."""
     prefix = data[:16]
+    Image.init()
     for name in ACCEPTED_FORMATS:
         try:
             factory, accept = Image.OPEN[name]
             if accept is None or accept(prefix):
                 header = factory(io.BytesIO(data), "")
-                return (int(header.size[0]), int(header.size[1]))
+                return (int(header.size[0]), int(header.size[1]), str(header.mode))
         except Exception:  # noqa: S112 - not this format, or unreadable: try the next
             continue
     return None
+
+
+def decoded_bytes(width: int, height: int, mode: str) -> int:
+    """The memory Pillow needs for a decoded ``width`` x ``height`` image in ``mode``."""
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):  # a mode Pillow does not list: assume the widest
+        bands = 4
+    if mode in ("I", "F") or mode.startswith("I;32"):
+        bands *= 4
+    elif mode.startswith("I;16"):
+        bands *= 2
+    return width * height * bands
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    info = header_info(data)
+    return None if info is None else (info[0], info[1])
 
 
 def open_checked(data: bytes, max_pixels: int) -> Image.Image:

@@ -77,14 +77,54 @@ def compact_command(
     log = open_prediction_log(app_ctx.settings, create=False)
     try:
         done = log.compact(day)
-        kept = log.apply_retention(app_ctx.settings.monitoring.retention_days)
+        config = app_ctx.settings.monitoring
+        kept = log.apply_retention(config.retention_days, image_days=config.image_retention_days)
     finally:
         log.close()
     err_console.print(
         f"compacted {len(done.days)} days ({done.rows_written} rows into "
         f"{len(done.segments)} segments, {done.rows_deleted} live rows removed); retention "
         f"before {kept.cutoff}: {kept.rows_deleted} rows, {kept.feedback_deleted} feedback, "
-        f"{kept.partitions_deleted} day partitions deleted",
+        f"{kept.partitions_deleted} day partitions deleted; inputs older than "
+        f"{config.image_retention_days} days cleared in {kept.images_cleared} live rows and "
+        f"{kept.image_segments_rewritten} segments",
+        markup=False,
+        highlight=False,
+    )
+
+
+@monitor_app.command("purge")
+def purge_command(
+    ctx: typer.Context,
+    client: Annotated[
+        list[str],
+        typer.Option("--client", help="The client's X-Client-ID as it sent it (repeatable)."),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete every prediction of a client from the log (live and compacted), with its
+    feedback: a data subject's erasure request."""
+    from fmnist.monitoring.client_ids import client_id_hasher
+    from fmnist.monitoring.erasure import purge_clients
+    from fmnist.monitoring.prediction_log import open_prediction_log
+
+    if not client or any(not c.strip() for c in client):
+        raise MonitoringError("--client needs a non-empty client id")
+    app_ctx: AppContext = ctx.obj
+    hasher = client_id_hasher(app_ctx.settings)
+    hashes = [h for c in client for h in hasher.candidates(c)]
+    log = open_prediction_log(app_ctx.settings, create=False)
+    try:
+        result = purge_clients(log, hashes, dry_run=dry_run)
+    finally:
+        log.close()
+    verb = "would delete" if result.dry_run else "deleted"
+    err_console.print(
+        f"{verb} {result.records} predictions of {len(client)} client(s) "
+        f"({result.live_rows} live, {result.compacted_rows} compacted; "
+        f"{result.segments_rewritten} segments rewritten) and {result.feedback_rows} feedback",
         markup=False,
         highlight=False,
     )

@@ -40,12 +40,15 @@ class CompactionResult:
 
 @dataclass(frozen=True)
 class RetentionResult:
-    """What retention deleted: live rows, feedback rows and whole day partitions."""
+    """What retention deleted: live rows, feedback rows and whole day partitions; and the
+    inputs it cleared (see :func:`fmnist.monitoring.erasure.clear_images`)."""
 
     cutoff: date
     rows_deleted: int
     feedback_deleted: int
     partitions_deleted: int
+    images_cleared: int = 0
+    image_segments_rewritten: int = 0
 
 
 def _delete_chunked(
@@ -160,16 +163,31 @@ def compact(log: PredictionLog, before: date) -> CompactionResult:
     return CompactionResult(tuple(days), written, deleted, tuple(paths))
 
 
-def apply_retention(log: PredictionLog, days: int, *, today: date | None = None) -> RetentionResult:
+def apply_retention(
+    log: PredictionLog, days: int, *, image_days: int | None = None, today: date | None = None
+) -> RetentionResult:
     """Delete predictions (live and compacted) dated more than ``days`` days before ``today``
-    (UTC), and the feedback on them."""
+    (UTC), and the feedback on them; with ``image_days``, also clear the stored inputs of the
+    predictions older than that (0: all of them)."""
     if days < 1:
         raise MonitoringError(f"retention days must be at least 1, got {days}")
-    cutoff = (today or datetime.now(UTC).date()) - timedelta(days=days)
+    if image_days is not None and image_days < 0:
+        raise MonitoringError(f"image retention days must be at least 0, got {image_days}")
+    today = today or datetime.now(UTC).date()
+    cutoff = today - timedelta(days=days)
     cutoff_us = schema.day_start_us(cutoff)
     with log.segments.lock():
         partitions = log.segments.drop_before(cutoff)
     rows = _delete_chunked(log, "predictions", "ts_us < ?", [cutoff_us])
     feedback = _delete_chunked(log, "feedback", "prediction_ts_us < ?", [cutoff_us])
     _delete_chunked(log, "segment_index", "day < ?", [cutoff.isoformat()], key="request_id")
-    return RetentionResult(cutoff, rows, feedback, partitions)
+    if image_days is None:
+        return RetentionResult(cutoff, rows, feedback, partitions)
+    from fmnist.monitoring.erasure import clear_images
+
+    # the same cutoff rule as for records; 0 days clears today's inputs too
+    image_cutoff = today - timedelta(days=image_days) if image_days else today + timedelta(days=1)
+    images = clear_images(log, image_cutoff)
+    return RetentionResult(
+        cutoff, rows, feedback, partitions, images.live_rows, images.segments_rewritten
+    )

@@ -18,6 +18,12 @@ standbys.
 Every reader that opens the log replays the journals first (:func:`replay_journals`), so a
 record acknowledged by a process that died before its frames were moved is found all the same.
 A frame that a crash cut short is ignored: its request never got an answer.
+
+A write that fails (a full disk, an I/O error) raises :class:`JournalWriteError`. When part of
+it reached the file, the file is closed right away: its torn last frame ends it, and the mover
+reports that tail and skips it once the whole frames before it are moved (with a batch, those
+may include predictions of the failed request: a record without an answer, never an answer
+without a record). The next write opens a new file, so appends resume once space is back.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fmnist.monitoring import log_schema as schema
+from fmnist.monitoring.errors import MonitoringError
 from fmnist.monitoring.journal_frames import frame_of_row, read_frames
 
 if TYPE_CHECKING:
@@ -50,6 +57,15 @@ CLOSED_SUFFIX = ".closed.jnl"
 """A journal file its process has closed: nothing more will be written to it."""
 MOVER_LOCK = ".mover.lock"
 """The file whose ``flock`` the active mover of a journal folder holds."""
+
+
+class JournalWriteError(MonitoringError):
+    """Frames could not all be handed to the operating system (a full disk, an I/O error)."""
+
+    def __init__(self, error: OSError) -> None:
+        """Wrap the operating system's ``error`` (its message has no path)."""
+        super().__init__(f"the prediction journal could not be written: {error.strerror or error}")
+        self.errno = error.errno
 
 
 def journal_dir(log_path: Path) -> Path:
@@ -115,6 +131,14 @@ class JournalMover:
                 "%s: unreadable bytes at offset %d: the rest is skipped", path, start + used
             )
             used = len(data)
+        elif finished and used < len(data):  # nothing more will come: a torn last frame
+            logger.warning(
+                "%s: a partial frame of %d bytes at offset %d (a write that failed) is skipped",
+                path,
+                len(data) - used,
+                start + used,
+            )
+            used = len(data)
         inserted = self.db.write_many(schema.INSERT_SQL, rows) if rows else 0
         self._offsets[path] = start + used
         dead = not process_alive(owner_pid(path))
@@ -170,21 +194,40 @@ class PredictionJournal:
 
     def write(self, frames: bytes) -> None:
         """Hand encoded frames (:func:`~fmnist.monitoring.journal_frames.encode_frame`) to the
-        operating system with one ``write``; return after it (the API's write path)."""
+        operating system with one ``write``; return after it (the API's write path).
+
+        Raises :class:`JournalWriteError` when they could not all be written (see the module
+        docstring); the next call tries again.
+        """
         with self._lock:
-            if self._fd is None or self._written >= self.rotate_bytes:
-                self._close_file()
-                self._open()
-                if self.start_mover and self._mover is None:
-                    self._mover = self._spawn_mover()
-            assert self._fd is not None
-            view = memoryview(frames)
+            try:
+                if self._fd is None or self._written >= self.rotate_bytes:
+                    self._close_file()
+                    self._open()
+                    if self.start_mover and self._mover is None:
+                        self._mover = self._spawn_mover()
+                self._append(frames)
+            except OSError as exc:
+                raise JournalWriteError(exc) from exc
+
+    def _append(self, frames: bytes) -> None:
+        """Write ``frames`` at the end of the open file (``_lock`` held). A failure after part
+        of them was written closes the file, so its torn last frame ends it (readers skip
+        that) and nothing is appended after it; the :class:`OSError` is raised."""
+        fd = self._fd
+        assert fd is not None
+        view = memoryview(frames)
+        try:
             while view:
-                done = os.write(self._fd, view)
+                done = os.write(fd, view)
                 view = view[done:]
+                self._written += done
             if self.sync:
-                os.fsync(self._fd)
-            self._written += len(frames)
+                os.fsync(fd)
+        except OSError:
+            if 0 < len(view) < len(frames):
+                self._close_file()
+            raise
 
     def _spawn_mover(self) -> subprocess.Popen[bytes]:
         db = self.log.db
@@ -209,12 +252,17 @@ class PredictionJournal:
         """Close the current file and mark it finished (``*.closed.jsonl``): the mover removes
         it once moved (``_lock`` held)."""
         if self._fd is not None:
-            os.close(self._fd)
+            with contextlib.suppress(OSError):  # e.g. a delayed write error: nothing to redo
+                os.close(self._fd)
         self._fd = None
         if self.path is not None:
             closed = self.path.with_name(self.path.name.removesuffix(SUFFIX) + CLOSED_SUFFIX)
-            with contextlib.suppress(FileNotFoundError):  # a reader removed it: nothing to do
+            try:
                 self.path.rename(closed)
+            except FileNotFoundError:  # a reader removed it: nothing to do
+                pass
+            except OSError as exc:  # left as it is: movers finish it once this process is gone
+                logger.warning("%s could not be marked closed: %s", self.path, exc)
         self.path = None
 
     def close(self, timeout_s: float = 10.0) -> None:

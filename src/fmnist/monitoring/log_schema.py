@@ -2,7 +2,9 @@
 
 A record lives in SQLite (table ``predictions``) until its day is compacted into Parquet; both
 hold the same columns, and ``segment_index`` maps each compacted request id to its day, so a
-lookup by id reads one partition (and an unknown id none). Times are UTC: SQLite keeps
+lookup by id reads one partition (and an unknown id none). ``purged_clients`` remembers each
+purged client (:mod:`.erasure`) and a trigger drops any of its records dated before the purge
+that a journal replay would bring back. Times are UTC: SQLite keeps
 microseconds since the epoch (``ts_us``) for range queries beside the producer's ISO 8601 text
 (``timestamp``, returned unchanged); Parquet keeps a ``ts`` timestamp column. Probabilities
 are little-endian float64 blobs in SQLite and ``list<double>`` in Arrow.
@@ -62,6 +64,15 @@ CREATE TABLE IF NOT EXISTS segment_index (
     day TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS segment_index_day ON segment_index (day);
+CREATE TABLE IF NOT EXISTS purged_clients (
+    client_id TEXT PRIMARY KEY,
+    purged_us INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS purged_stay_purged BEFORE INSERT ON predictions
+WHEN NEW.client_id != '' AND EXISTS (
+    SELECT 1 FROM purged_clients p WHERE p.client_id = NEW.client_id AND NEW.ts_us <= p.purged_us
+)
+BEGIN SELECT RAISE(IGNORE); END;
 """
 
 COLUMNS: tuple[str, ...] = (

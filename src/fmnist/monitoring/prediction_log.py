@@ -163,12 +163,14 @@ class PredictionLog:
 
         return compact(self, before)
 
-    def apply_retention(self, days: int, *, today: date | None = None) -> RetentionResult:
-        """Delete predictions and feedback older than ``days`` days; see
-        :func:`fmnist.monitoring.compaction.apply_retention`."""
+    def apply_retention(
+        self, days: int, *, image_days: int | None = None, today: date | None = None
+    ) -> RetentionResult:
+        """Delete predictions and feedback older than ``days`` days (and clear inputs older than
+        ``image_days``); see :func:`fmnist.monitoring.compaction.apply_retention`."""
         from fmnist.monitoring.compaction import apply_retention
 
-        return apply_retention(self, days, today=today)
+        return apply_retention(self, days, image_days=image_days, today=today)
 
 
 def default_paths(settings: Settings) -> tuple[Path, Path]:

@@ -79,8 +79,8 @@ def load_member(
             info = versions[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = named.download(str(info.version), Path(tmp))
-        # Our own checkpoint or weights file from the home folder, not user input.
-        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=False)  # nosec B614
+        # weights_only: tensors and plain values only, so a tampered file cannot run code.
+        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
     config = TrainConfig.model_validate(state["config"])
     model = build_model(config.model, **config.model_options)
     model.load_state_dict(state["state_dict"])

@@ -25,6 +25,9 @@ CHAMPION = "champion"
 """The alias of the version that serves traffic."""
 CHALLENGER = "challenger"
 """The alias of the newest candidate."""
+MODEL_SHA256_TAG = "onnx_sha256"
+"""The version tag holding the SHA-256 of its ``model.onnx`` as registered; the model store
+refuses a downloaded file whose digest differs."""
 
 
 class RegistryError(FmnistError):

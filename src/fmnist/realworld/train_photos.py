@@ -265,8 +265,8 @@ def _load_weights(path: Path, config: TrainConfig) -> dict[str, torch.Tensor]:
     """The state dict of a ``weights.pt`` written by ``fmnist train`` or this module, checked
     to be of ``config``'s architecture."""
     try:
-        # Our own checkpoint or weights file from the home folder, not user input.
-        state = torch.load(path, map_location="cpu", weights_only=False)  # nosec B614
+        # weights_only: tensors and plain values only, so a tampered file cannot run code.
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError) as exc:
         raise AdaptationError(f"cannot read weights {path}: {exc}") from exc
     saved = state.get("config", {}) if isinstance(state, dict) else {}

@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fmnist.identity import digest_file
 from fmnist.platform.registry import (
     CHALLENGER,
     CHAMPION,
+    MODEL_SHA256_TAG,
     ModelVersionInfo,
     RegistryError,
     RunRecord,
@@ -274,7 +276,8 @@ class MlflowRegistry:
         """Log the model (ONNX + weights + signature + example) and register a new version.
 
         The version is created with all its tags in one call, so a crash never leaves a
-        version without its gate decision.
+        version without its gate decision; the tags include the SHA-256 of ``onnx_path``
+        (:data:`~fmnist.platform.registry.MODEL_SHA256_TAG`), which serving verifies.
         """
         from mlflow.models import infer_signature
 
@@ -308,7 +311,7 @@ class MlflowRegistry:
                 self.model_name,
                 source=info.model_uri,
                 run_id=run_id,
-                tags=dict(tags),
+                tags={**tags, MODEL_SHA256_TAG: digest_file(onnx_path)},
                 description=description,
                 model_id=info.model_id,
             )

@@ -44,21 +44,25 @@ from starlette.types import Scope
 from fmnist import __version__
 from fmnist.audit import AuditLog, audit_path
 from fmnist.errors import FmnistError, SnapshotNotFoundError
+from fmnist.monitoring.client_ids import client_id_hasher
 from fmnist.platform.services import Services
 from fmnist.registry.references import REF_PATTERN
 from fmnist.rollout.assignment import CHALLENGER, SHADOW_SUFFIX
 from fmnist.rollout.state import state_path
 from fmnist.security.keys import KeyStore, key_store_path
 from fmnist.serving.card_routes import add_card_routes
+from fmnist.serving.decode_guard import DecodeGuard
 from fmnist.serving.explain_routes import add_explain_routes
 from fmnist.serving.feedback_routes import add_feedback_routes
 from fmnist.serving.inputs import ModelInputs, read_inputs
+from fmnist.serving.log_failures import LogFailureHandler
 from fmnist.serving.metrics import ServingMetrics
 from fmnist.serving.middleware import RequestContextMiddleware
 from fmnist.serving.model_store import (
     LoadedModel,
     ModelNotFoundError,
     ModelStore,
+    ReloadError,
     ReloadResult,
 )
 from fmnist.serving.monitoring_routes import add_monitoring_routes
@@ -69,16 +73,18 @@ from fmnist.serving.rollout import Rollout, add_rollout_routes
 from fmnist.serving.routing import PhotoRouter
 from fmnist.serving.samples import SampleSource
 from fmnist.serving.schemas import (
+    DecimalInteger,
     ModelsResponse,
     PredictResponse,
     ReloadResponse,
     SamplesResponse,
     Status,
+    layer_problems,
     problem_media_types,
     problem_responses,
     request_body,
 )
-from fmnist.serving.security import SecurityMiddleware
+from fmnist.serving.security import SecurityMiddleware, route_scope
 
 logger = logging.getLogger("fmnist.serving")
 
@@ -159,7 +165,9 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
     recorder = PredictionRecorder(
         log,
         default_alias=store.default_ref,
+        client_ids=client_id_hasher(settings) if log is not None else None,
         move_interval_s=settings.monitoring.journal_move_interval_s,
+        on_failure=LogFailureHandler(settings.monitoring.log_failure, metrics),
     )
     rollout = Rollout(
         settings.rollout,
@@ -168,15 +176,17 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         state_path(settings.home),
     )
     max_batch = serving.max_batch
-    max_pixels = serving.max_image_pixels
+    guard = DecodeGuard.from_settings(serving)
     default_ref = store.default_ref
 
     async def reload() -> ReloadResult:
-        """Check the registry now; count the outcome in the metrics."""
+        """Check the registry now; count the outcome in the metrics (a failed reload keeps
+        the model served: ``error``, or ``refused`` for a file that failed its checksum)."""
         try:
             result = await run_in_threadpool(store.refresh)
-        except Exception:
-            metrics.reloads.labels("error").inc()
+        except Exception as exc:
+            refused = isinstance(exc, ReloadError) and exc.refused
+            metrics.reloads.labels("refused" if refused else "error").inc()
             raise
         metrics.reloads.labels("changed" if result.changed else "unchanged").inc()
         if result.changed:
@@ -396,7 +406,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             request,
             batch=False,
             max_instances=max_batch,
-            max_pixels=max_pixels,
+            guard=guard,
             return_image=return_image,
             segmentation=serving.segmentation,
         )
@@ -419,7 +429,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             request,
             batch=True,
             max_instances=max_batch,
-            max_pixels=max_pixels,
+            guard=guard,
             return_image=return_image,
             segmentation=serving.segmentation,
         )
@@ -436,7 +446,7 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
                 request,
                 batch=True,
                 max_instances=max_batch,
-                max_pixels=max_pixels,
+                guard=guard,
                 return_image=False,
                 segmentation=serving.segmentation,
             )
@@ -520,8 +530,10 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         responses=problem_responses(404, 422),
     )
     async def sample_images(
-        n: Annotated[int, Query(ge=1, le=100, description="how many images")] = 12,
-        seed: Annotated[int, Query(ge=0, le=2**32 - 1, description="random seed")] = 0,
+        n: Annotated[int, Query(ge=1, le=100, description="how many images"), DecimalInteger] = 12,
+        seed: Annotated[
+            int, Query(ge=0, le=2**32 - 1, description="random seed"), DecimalInteger
+        ] = 0,
     ) -> Response:
         """Test images of the newest data snapshot, as base64 PNGs with their labels."""
         try:
@@ -556,7 +568,13 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
             serving.platform_health_route, readyz, methods=["GET"], include_in_schema=False
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"description": "text exposition format", "content": {"text/plain": {}}}},
+    )
     async def prometheus_metrics() -> Response:
         """Prometheus text exposition of the metrics (of every worker process)."""
         body, content_type = metrics.render()
@@ -566,12 +584,16 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
     add_feedback_routes(app, feedback, metrics)  # POST /v1/feedback
     add_monitoring_routes(app, settings)  # GET /v1/monitoring/summary, /v1/monitoring/report
     # POST /v1/explain (torch, imported lazily)
-    add_explain_routes(app, settings, services.storage, choose_model)
+    add_explain_routes(app, settings, services.storage, choose_model, guard)
     add_rollout_routes(app, rollout, serving)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_types(get_openapi_document(app))
+            spec = problem_media_types(get_openapi_document(app))
+            # /metrics may need a key (security.metrics_require_key): documented as if it does.
+            app.openapi_schema = layer_problems(
+                spec, lambda method, path: route_scope(method, path, True, platform_route)
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -53,11 +53,12 @@ from fmnist.explain.core import (
 )
 from fmnist.explain.heatmap import heatmap_png
 from fmnist.registry.references import REF_PATTERN
+from fmnist.serving.decode_guard import DecodeGuard
 from fmnist.serving.inputs import MULTIPART, media_type, read_inputs
 from fmnist.serving.model_store import LoadedModel, ModelKey
 from fmnist.serving.predictor import describe
 from fmnist.serving.problems import ProblemError
-from fmnist.serving.schemas import problem_responses, request_body
+from fmnist.serving.schemas import DecimalInteger, problem_responses, request_body
 
 if TYPE_CHECKING:
     from torch import nn
@@ -252,6 +253,7 @@ MethodQuery = Annotated[
 ClassQuery = Annotated[
     int | None,
     Query(ge=0, le=len(CLASS_NAMES) - 1, description="class to explain; default: the predicted"),
+    DecimalInteger,
 ]
 ModelRefQuery = Annotated[
     str | None,
@@ -305,9 +307,14 @@ def _json(payload: Any, headers: dict[str, str] | None = None) -> Response:
 
 
 def add_explain_routes(
-    app: FastAPI, settings: Settings, lake: Storage, choose_model: ChooseModel
+    app: FastAPI,
+    settings: Settings,
+    lake: Storage,
+    choose_model: ChooseModel,
+    guard: DecodeGuard,
 ) -> None:
-    """Add ``POST /v1/explain`` to ``app``; ``choose_model`` resolves ``?model=`` as predict does.
+    """Add ``POST /v1/explain`` to ``app``; ``choose_model`` resolves ``?model=`` as predict does
+    and ``guard`` bounds the decoding of its images.
 
     The explainer thread is stopped when the app shuts down.
     """
@@ -329,7 +336,6 @@ def add_explain_routes(
         registry=registry,
     )
     max_images = settings.explain.max_images
-    max_pixels = settings.serving.max_image_pixels
 
     inner = app.router.lifespan_context
 
@@ -364,7 +370,7 @@ def add_explain_routes(
             request,
             batch=False,
             max_instances=max_images,
-            max_pixels=max_pixels,
+            guard=guard,
             return_image=False,
         )
         name = _method(method, await _body_method(request))

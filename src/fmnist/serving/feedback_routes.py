@@ -4,13 +4,17 @@ Idempotent by request id: the first label is stored (201), the same label again 
 (200), a different label is refused (409), an unknown request id is 404, an invalid body 422.
 ``{"unknown": true}`` records an item outside the ten classes. Feedback is stored in the
 prediction log's database, as durably as the predictions; live accuracy per model version is
-exported as ``fmnist_live_accuracy`` / ``fmnist_labelled_predictions``.
+exported as ``fmnist_live_accuracy`` / ``fmnist_labelled_predictions`` (recomputed at most once
+a second per model: :class:`CoalescedRefresh`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -35,6 +39,59 @@ if TYPE_CHECKING:
 logger = logging.getLogger("fmnist.serving")
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,160}$"
+LIVE_ACCURACY_REFRESH_S = 1.0
+"""The live-accuracy gauges of a model are recomputed (a scan of all its feedback) at most once
+per this interval: once per label, the scan grew with the table and made a soak's feedback
+quadratic (benchmarks/bench_soak.py)."""
+
+
+class CoalescedRefresh:
+    """Runs ``action(key)`` at once when it has not run for ``key`` in the last ``interval_s``
+    seconds, else once at the end of that interval: calls in between coalesce into that one.
+    Deferred runs happen on one long-lived thread (a thread per run would open a new SQLite
+    connection each time: the log's read connections are per thread)."""
+
+    def __init__(self, action: Callable[[str], None], interval_s: float) -> None:
+        """Coalesce the calls of ``action`` per key over ``interval_s`` seconds."""
+        self.action = action
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+        self._wake = threading.Condition()
+        self._worker: threading.Thread | None = None
+
+    def __call__(self, key: str) -> None:
+        """Run now, or make sure one run follows within ``interval_s``."""
+        with self._wake:
+            now = time.monotonic()
+            due = self._last.get(key, now - self.interval_s) + self.interval_s
+            if due > now:
+                self._due.setdefault(key, due)
+                if self._worker is None:
+                    self._worker = threading.Thread(
+                        target=self._deferred, name="live-accuracy", daemon=True
+                    )
+                    self._worker.start()
+                self._wake.notify()
+                return
+            self._last[key] = now
+        self.action(key)
+
+    def _deferred(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due:
+                    self._wake.wait()
+                key, due = min(self._due.items(), key=lambda item: item[1])
+                if due > time.monotonic():
+                    self._wake.wait(due - time.monotonic())
+                    continue
+                del self._due[key]
+                self._last[key] = time.monotonic()
+            try:
+                self.action(key)
+            except Exception:  # its own thread: nobody else would see it
+                logger.exception("deferred refresh of %s failed", key)
 
 
 class FeedbackRequest(BaseModel):
@@ -82,6 +139,8 @@ def add_feedback_routes(
             metrics.live_accuracy.labels(*labels).set(model.overall.accuracy)
             metrics.labelled.labels(*labels).set(model.overall.n)
 
+    refresh = CoalescedRefresh(refresh_live_accuracy, LIVE_ACCURACY_REFRESH_S)
+
     def store(body: FeedbackRequest) -> tuple[str, str | None]:
         assert feedback is not None
         try:
@@ -94,7 +153,7 @@ def add_feedback_routes(
         stored = feedback.log.get(body.request_id)
         model_name = stored.model_name if stored is not None else None
         if outcome == "created" and model_name is not None:
-            refresh_live_accuracy(model_name)
+            refresh(model_name)
         return outcome, model_name
 
     @app.post(

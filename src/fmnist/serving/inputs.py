@@ -9,9 +9,8 @@ Accepted bodies (the content type decides):
   Vertex AI / KServe V1 convention);
 * ``image/*``: the raw bytes of one image (``/v1/predict`` only).
 
-Tiny images (28x28 PNGs) are decoded on the event loop, which is cheaper than a thread hop;
-anything larger (a photo takes 10-30 ms to segment) in a worker thread, so that it never stalls
-other requests.
+Where and how images are decoded (on the event loop, in a thread, one heavy image at a time)
+and which are refused from their header alone is :mod:`fmnist.serving.decode_guard`'s policy.
 """
 
 from __future__ import annotations
@@ -38,19 +37,18 @@ from fmnist.imaging.preprocess import (
     Segmentation,
     preprocess_bytes,
 )
+from fmnist.serving.decode_guard import DecodeGuard
 from fmnist.serving.problems import ProblemError
 
 UInt8Array = npt.NDArray[np.uint8]
 
-INLINE_IMAGE_BYTES = 4 * 1024
-"""Images up to this size (a 28x28 PNG is under 1 KiB) are decoded on the event loop, which is
-cheaper than a thread hop; larger ones (photos: 10-30 ms of segmentation) in a worker thread."""
 INLINE_JSON_BYTES = 64 * 1024
 """JSON bodies of pixel lists up to this size are converted on the event loop."""
 JSON_TYPES = ("application/json",)
 MULTIPART = "multipart/form-data"
 ACCEPTED = "multipart/form-data, application/json or image/*"
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def _too_many(count: int, limit: int, what: str) -> ProblemError:
         413,
         f"{count:,} {what} exceed the limit of {limit:,} per request",
         slug="too-many-instances",
-        extensions={"limit": limit},
+        limit=limit,
     )
 
 
@@ -97,9 +95,7 @@ def _image(
         raise InvalidImageError(exc.kind, f"{where}: {exc}") from exc
 
 
-def _b64_image(
-    instance: dict[str, Any], index: int, max_pixels: int, segmentation: Segmentation
-) -> PreprocessResult:
+def _b64_bytes(instance: dict[str, Any], index: int) -> bytes:
     encoded = instance.get("b64")
     if not isinstance(encoded, str):
         raise InvalidImageError(
@@ -108,22 +104,22 @@ def _b64_image(
             f"got keys {sorted(instance)[:5]}",
         )
     try:
-        data = base64.b64decode(encoded, validate=True)
+        return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidImageError(
             "invalid_instance", f"instance {index}: 'b64' is not valid base64 ({exc})"
         ) from exc
-    return _image(data, max_pixels, f"instance {index}", segmentation)
 
 
 def _instances(
-    instances: list[Any], max_pixels: int, segmentation: Segmentation = DEFAULT_SEGMENTATION
+    instances: Sequence[Any], max_pixels: int, segmentation: Segmentation = DEFAULT_SEGMENTATION
 ) -> tuple[UInt8Array, list[PreprocessResult | None]]:
+    """Model inputs of JSON instances: pixel lists, or image bytes (decoded ``b64``)."""
     pixels = np.empty((len(instances), 28, 28), dtype=np.uint8)
     details: list[PreprocessResult | None] = []
     for i, instance in enumerate(instances):
-        if isinstance(instance, dict):
-            result = _b64_image(instance, i, max_pixels, segmentation)
+        if isinstance(instance, bytes):
+            result = _image(instance, max_pixels, f"instance {i}", segmentation)
             pixels[i] = result.pixels
             details.append(result)
         else:
@@ -150,7 +146,7 @@ async def _json_inputs(
     request: Request,
     *,
     max_instances: int,
-    max_pixels: int,
+    guard: DecodeGuard,
     return_image: bool,
     segmentation: Segmentation,
 ) -> ModelInputs:
@@ -169,14 +165,36 @@ async def _json_inputs(
     count = len(envelope.instances)
     if count > max_instances:
         raise _too_many(count, max_instances, "instances")
-    encoded = sum(len(str(i.get("b64", ""))) for i in envelope.instances if isinstance(i, dict))
-    if len(body) > INLINE_JSON_BYTES or encoded > INLINE_IMAGE_BYTES * 4 // 3:
-        pixels, details = await run_in_threadpool(
-            _instances, envelope.instances, max_pixels, segmentation
+    # base64 is decoded here (about 1 GB/s), so the image headers are checked before decoding
+    items = [
+        _b64_bytes(item, i) if isinstance(item, dict) else item
+        for i, item in enumerate(envelope.instances)
+    ]
+    blobs = [(f"instance {i}", item) for i, item in enumerate(items) if isinstance(item, bytes)]
+    wants_image = return_image or envelope.return_image
+    if blobs:
+        pixels, details = await guard.decode(
+            blobs, _instances, items, guard.max_pixels, segmentation
         )
+    elif len(body) > INLINE_JSON_BYTES:
+        pixels, details = await run_in_threadpool(_instances, items, guard.max_pixels)
     else:
-        pixels, details = _instances(envelope.instances, max_pixels, segmentation)
-    return ModelInputs(pixels, details, return_image or envelope.return_image)
+        pixels, details = _instances(items, guard.max_pixels)
+    return ModelInputs(pixels, details, wants_image)
+
+
+def _form_flag(value: Any) -> bool:
+    """The ``return_image`` form field: absent, a true or a false word; else 422."""
+    if value is None:
+        return False
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise ProblemError(
+        422,
+        "form field 'return_image' must be true or false",
+        slug="validation-error",
+        errors=[{"loc": "body.return_image", "msg": "not a boolean", "type": "bool_parsing"}],
+    )
 
 
 async def _multipart_inputs(
@@ -184,7 +202,7 @@ async def _multipart_inputs(
     *,
     batch: bool,
     max_instances: int,
-    max_pixels: int,
+    guard: DecodeGuard,
     return_image: bool,
     segmentation: Segmentation,
 ) -> ModelInputs:
@@ -211,7 +229,6 @@ async def _multipart_inputs(
                 slug="too-many-files",
             )
         blobs: list[tuple[str, bytes]] = []
-        size = 0
         for i, (name, value) in enumerate(values):
             if not isinstance(value, UploadFile):
                 raise ProblemError(
@@ -221,17 +238,12 @@ async def _multipart_inputs(
                     slug="not-a-file",
                 )
             data = await value.read()
-            size += len(data)
             label = f"file {i} ({value.filename})" if batch else f"file {value.filename!r}"
             blobs.append((label, data))
-        flag = form.get("return_image")
-        wants_image = return_image or (isinstance(flag, str) and flag.lower() in _TRUE)
+        wants_image = _form_flag(form.get("return_image")) or return_image
     finally:
         await form.close()
-    if size > INLINE_IMAGE_BYTES or len(blobs) > 1:
-        pixels, details = await run_in_threadpool(_images, blobs, max_pixels, segmentation)
-    else:
-        pixels, details = _images(blobs, max_pixels, segmentation)
+    pixels, details = await guard.decode(blobs, _images, blobs, guard.max_pixels, segmentation)
     return ModelInputs(pixels, details, wants_image)
 
 
@@ -240,7 +252,7 @@ async def read_inputs(
     *,
     batch: bool,
     max_instances: int,
-    max_pixels: int,
+    guard: DecodeGuard,
     return_image: bool,
     segmentation: Segmentation = DEFAULT_SEGMENTATION,
 ) -> ModelInputs:
@@ -257,7 +269,7 @@ async def read_inputs(
         return await _json_inputs(
             request,
             max_instances=max_instances,
-            max_pixels=max_pixels,
+            guard=guard,
             return_image=return_image,
             segmentation=segmentation,
         )
@@ -268,16 +280,16 @@ async def read_inputs(
             request,
             batch=batch,
             max_instances=max_instances,
-            max_pixels=max_pixels,
+            guard=guard,
             return_image=return_image,
             segmentation=segmentation,
         )
     if kind.startswith("image/") and not batch:
         data = await request.body()
-        if len(data) > INLINE_IMAGE_BYTES:
-            result = await run_in_threadpool(_image, data, max_pixels, "request body", segmentation)
-        else:
-            result = _image(data, max_pixels, "request body", segmentation)
+        blob = [("request body", data)]
+        result = await guard.decode(
+            blob, _image, data, guard.max_pixels, "request body", segmentation
+        )
         return ModelInputs(result.pixels[None], [result], return_image)
     if request.headers.get("content-length") == "0" and not kind:
         raise ProblemError(400, "request body is empty", slug="empty-body")

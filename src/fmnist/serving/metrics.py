@@ -192,8 +192,19 @@ class ServingMetrics:
         self.model_info = Info("fmnist_model", "The default (served) model.", registry=r)
         self.reloads = Counter(
             "fmnist_model_reloads",
-            "Registry checks for a new default model, by outcome.",
+            "Registry checks for a new default model, by outcome (changed, unchanged; error and "
+            "refused keep the model served).",
             ["outcome"],
+            registry=r,
+        )
+        self.log_write_errors = Counter(
+            "fmnist_prediction_log_write_errors",
+            "Requests whose prediction records could not be written (disk full, I/O error).",
+            registry=r,
+        )
+        self.unlogged_predictions = Counter(
+            "fmnist_prediction_log_unlogged_predictions",
+            "Predictions answered without a record (monitoring.log_failure: fail_open).",
             registry=r,
         )
         self.invalid_inputs = Counter(

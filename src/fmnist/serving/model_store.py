@@ -8,6 +8,12 @@ most ``model_cache_size`` models stay loaded (least recently used are dropped; t
 never dropped). :meth:`ModelStore.refresh` is the hot reload: the new default is loaded beside
 the old one and the reference is swapped in one assignment, so requests holding the old object
 finish on it and no request fails during a swap.
+
+A downloaded ``model.onnx`` must have the SHA-256 its version was registered with (tag
+:data:`~fmnist.platform.registry.MODEL_SHA256_TAG`): a file that differs is refused
+(:class:`ModelIntegrityError`) before ONNX Runtime reads it, and its local copy is deleted so a
+later attempt downloads it again. A reload that fails (registry or artifact store unreachable,
+a refused file) keeps the model served before and raises :class:`ReloadError`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -28,7 +35,8 @@ import numpy as np
 from fmnist.config import Settings
 from fmnist.errors import FmnistError
 from fmnist.evaluation.unknown import energy_threshold_from_metadata
-from fmnist.platform.registry import RegistryError
+from fmnist.identity import digest_file
+from fmnist.platform.registry import MODEL_SHA256_TAG, RegistryError
 from fmnist.registry.references import (
     REF_PATTERN,
     ModelReferenceError,
@@ -77,6 +85,41 @@ def gates_failed(info: ModelVersionInfo) -> bool:
 
 class NoModelError(FmnistError):
     """The default model (the champion) is not registered."""
+
+
+class ModelIntegrityError(FmnistError):
+    """A model file's SHA-256 differs from the one registered with its version."""
+
+
+class ReloadError(FmnistError):
+    """A reload failed and the model served before keeps serving.
+
+    The message names the cause without local paths (an API answer may show it); ``refused``
+    is True when the new version's file failed its checksum, ``served`` is the model kept.
+    """
+
+    def __init__(self, message: str, *, served: ModelKey, refused: bool = False) -> None:
+        """Describe the failure; ``served`` is the (name, version) still serving."""
+        super().__init__(message)
+        self.served = served
+        self.refused = refused
+
+
+def verify_checksum(path: Path, info: ModelVersionInfo) -> None:
+    """Raise :class:`ModelIntegrityError` when ``path`` does not have the SHA-256 registered
+    with ``info`` (a version registered without one is not checked)."""
+    expected = info.tags.get(MODEL_SHA256_TAG)
+    if not expected:
+        logger.info(
+            "model %s version %d has no registered checksum: not verified", info.name, info.version
+        )
+        return
+    actual = digest_file(path)
+    if actual != expected:
+        raise ModelIntegrityError(
+            f"{info.name} version {info.version} refused: its {ONNX_FILE} has SHA-256 "
+            f"{actual[:16]}..., the registry recorded {expected[:16]}..."
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,10 +319,15 @@ class ModelStore:
 
         started = time.perf_counter()
         folder = self._download(key)
+        info = self.registry(key[0]).get(str(key[1]))
+        try:
+            verify_checksum(folder / ONNX_FILE, info)
+        except ModelIntegrityError:
+            shutil.rmtree(folder, ignore_errors=True)  # the next attempt downloads it again
+            raise
         classifier = OnnxClassifier(folder / ONNX_FILE, intra_op_threads=self._threads)
         classifier.run(np.zeros((1, 28, 28), dtype=np.uint8))  # first call allocates
         floor = classifier.metadata.get(META_MIN_CONFIDENCE)
-        info = self.registry(key[0]).get(str(key[1]))
         model = LoadedModel(
             name=key[0],
             version=key[1],
@@ -337,17 +385,34 @@ class ModelStore:
         return previous
 
     def refresh(self) -> ReloadResult:
-        """Serve the version the default alias points at now (blocking; the hot reload)."""
+        """Serve the version the default alias points at now (blocking; the hot reload).
+
+        With a model served already, a failure keeps it and raises :class:`ReloadError`.
+        """
         self._missing.clear()  # optional models registered since are looked up again
         with self._load_lock:
-            key = self._default_key()
             previous = self._default
+            try:
+                key = self._default_key()
+            except Exception as exc:
+                if previous is None:
+                    raise
+                lookup = f"the registry lookup of {self.default_name}@{self.default_ref} failed"
+                raise _reload_failed(previous, lookup, exc) from exc
             if previous is not None and previous.key == key:
                 with self._lock:
                     for ref in [r for r in self._refs if not _is_version(r.rpartition("@")[2])]:
                         del self._refs[ref]
                 return ReloadResult(False, key, key)
-            model = self._get_or_load(key)
+            try:
+                model = self._get_or_load(key)
+            except Exception as exc:
+                if previous is None:
+                    raise
+                if isinstance(exc, ModelIntegrityError):
+                    raise _reload_failed(previous, str(exc), exc, refused=True) from exc
+                what = f"{key[0]} version {key[1]} could not be downloaded or loaded"
+                raise _reload_failed(previous, what, exc) from exc
             self._swap_default(model)
         logger.info(
             "default model swapped from=%s to=%s",
@@ -367,3 +432,24 @@ class ModelStore:
             self._refs.clear()
         with contextlib.suppress(Exception):
             self._registries.clear()
+
+
+def _reload_failed(
+    previous: LoadedModel, reason: str, cause: Exception, *, refused: bool = False
+) -> ReloadError:
+    """The :class:`ReloadError` of a reload that failed with ``cause`` (logged in full)."""
+    logger.error(
+        "model reload failed, still serving %s/%d: %s: %s",
+        previous.name,
+        previous.version,
+        reason,
+        cause,
+    )
+    kept = f"still serving {previous.name} version {previous.version}"
+    root: BaseException = cause
+    while root.__cause__ is not None:  # NoModelError from RegistryError: name the registry's
+        root = root.__cause__
+    cause_name = "" if refused else f" ({type(root).__name__})"
+    return ReloadError(
+        f"reload failed: {reason}{cause_name}; {kept}", served=previous.key, refused=refused
+    )

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fmnist.identity import digest_text
-from fmnist.monitoring.journal import PredictionJournal
+from fmnist.monitoring.journal import JournalWriteError, PredictionJournal
 from fmnist.monitoring.journal_frames import encode_frame
 from fmnist.monitoring.log_schema import flags_json
 from fmnist.monitoring.records import InputKind
@@ -28,13 +27,14 @@ from fmnist.monitoring.records import InputKind
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from fmnist.monitoring.client_ids import ClientIdHasher
     from fmnist.monitoring.prediction_log import PredictionLog
     from fmnist.serving.inputs import ModelInputs
 
 logger = logging.getLogger("fmnist.serving")
 
 CLIENT_ID_HEADER = "x-client-id"
-"""The header naming the calling client (stored hashed, never as sent)."""
+"""The header naming the calling client (stored as a salted hash, never as sent)."""
 
 
 def prediction_ids(request_id: str, count: int) -> list[str]:
@@ -53,12 +53,25 @@ class PredictionRecorder:
     """Writes the predictions of each request to the prediction log (``log`` None: off)."""
 
     def __init__(
-        self, log: PredictionLog | None, *, default_alias: str, move_interval_s: float = 0.2
+        self,
+        log: PredictionLog | None,
+        *,
+        default_alias: str,
+        client_ids: ClientIdHasher | None = None,
+        move_interval_s: float = 0.2,
+        on_failure: Callable[[JournalWriteError, int], None] | None = None,
     ) -> None:
         """Record into ``log``; versions served by default are labelled ``default_alias``;
-        journal lines are moved into the log every ``move_interval_s`` seconds."""
+        ``client_ids`` hashes the ``X-Client-ID`` header (required when ``log`` is given);
+        journal lines are moved into the log every ``move_interval_s`` seconds; a write that
+        fails goes to ``on_failure(error, predictions)`` (which may raise: the answer), else
+        raises (see :mod:`fmnist.serving.log_failures`)."""
+        if log is not None and client_ids is None:
+            raise ValueError("a prediction log needs a client id hasher")
         self.log = log
+        self.client_ids = client_ids
         self.default_alias = default_alias
+        self.on_failure = on_failure
         self.journal = (
             PredictionJournal(log, move_interval_s=move_interval_s) if log is not None else None
         )
@@ -102,7 +115,7 @@ class PredictionRecorder:
             started = getattr(state, "started", None)
         latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
         client = request.headers.get(CLIENT_ID_HEADER)
-        client_id = digest_text(client, length=32) if client else ""
+        client_id = self.client_ids(client) if client and self.client_ids else ""
         ts_us = time.time_ns() // 1000
         model_alias = alias if alias is not None else self.default_alias
         frames = []
@@ -126,4 +139,9 @@ class PredictionRecorder:
                     route=route,
                 )
             )
-        self.journal.write(b"".join(frames))
+        try:
+            self.journal.write(b"".join(frames))
+        except JournalWriteError as exc:
+            if self.on_failure is None:
+                raise
+            self.on_failure(exc, len(frames))

@@ -47,7 +47,9 @@ class RolloutChange(BaseModel):
     mode: str = Field(pattern="^(off|ab|shadow|canary)$", description="off | ab | shadow | canary")
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     challenger: str = Field("challenger", min_length=1, max_length=200)
-    share: float = Field(0.1, ge=0, le=1, description="share of clients on the challenger (ab)")
+    share: float = Field(
+        0.1, ge=0, le=1, strict=True, description="share of clients on the challenger (ab)"
+    )
     reason: str = Field("", max_length=500, description="why (kept in the audit log)")
 
 

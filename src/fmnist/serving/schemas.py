@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from fmnist import IMAGE_SIZE
+
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+
+
+def _decimal_integer(value: Any) -> Any:
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise ValueError("must be a decimal integer")
+    return value
+
+
+DecimalInteger = BeforeValidator(_decimal_integer)
+"""For integer query parameters (after their ``Query``): refuses text that pydantic would
+otherwise read as an integer although it is none (``+0.0``, ``1_000``, `` 3``)."""
 
 
 class Problem(BaseModel):
@@ -207,4 +222,38 @@ def problem_media_types(spec: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if "application/problem+json" in content and "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
+    return spec
+
+
+_PROBLEM = {
+    "description": "problem details",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def layer_problems(
+    spec: dict[str, Any], scope_of: Callable[[str, str], str | None]
+) -> dict[str, Any]:
+    """Document the problems the middleware answers before a route runs, on every operation.
+
+    401 (an invalid credential, on every route; no credential where one is needed); 403 (a key
+    without the scope) and 429 (rate limit) where ``scope_of(method, path)`` names a scope;
+    400 (malformed JSON) and 413 (body limit) where there is a request body.
+    """
+    spec.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+        "Problem", Problem.model_json_schema()
+    )
+    for path, methods in spec.get("paths", {}).items():
+        for method, operation in methods.items():
+            statuses = [401]
+            if scope_of(method.upper(), path) is not None:
+                statuses += [403, 429]
+            if "requestBody" in operation:
+                statuses += [413]
+                if "application/json" in operation["requestBody"].get("content", {}):
+                    statuses += [400]
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                responses.setdefault(str(status), _PROBLEM)
+            operation["responses"] = dict(sorted(responses.items()))
     return spec

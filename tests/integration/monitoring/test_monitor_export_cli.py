@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,9 @@ from typer.testing import CliRunner
 
 from fmnist.cli import app
 from fmnist.config import load_settings
+from fmnist.identity import digest_text
+from fmnist.monitoring.client_ids import client_id_hasher
+from fmnist.monitoring.feedback import FeedbackStore
 from fmnist.monitoring.prediction_log import PredictionLog, open_prediction_log
 from prediction_records import BASE, records
 
@@ -121,3 +125,32 @@ def test_compact_command(log: PredictionLog) -> None:
     assert log.count() == 0
     bad = run("monitor", "compact", "--before", "May")
     assert "--before must be a date" in error_line(bad)
+
+
+def test_purge_deletes_a_clients_records_by_the_id_it_sent(log: PredictionLog) -> None:
+    settings = load_settings().settings
+    hasher = client_id_hasher(settings)
+    mine = [
+        dataclasses.replace(r, client_id=hasher("alice@example.com")) for r in records(5, start=100)
+    ]
+    legacy = dataclasses.replace(  # logged before client ids were salted
+        records(1, start=200)[0], client_id=digest_text("alice@example.com", length=32)
+    )
+    log.append([*mine, legacy])
+    FeedbackStore(log).record(mine[0].request_id, 3)
+
+    dry = run("monitor", "purge", "--client", "alice@example.com", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 6 predictions of 1 client(s)" in dry.stderr
+    assert log.count() == 36
+
+    done = run("monitor", "purge", "--client", "alice@example.com")
+    assert done.exit_code == 0, done.output
+    assert "deleted 6 predictions of 1 client(s) (6 live, 0 compacted; 0 segments " in done.stderr
+    assert "and 1 feedback" in done.stderr
+    assert log.count() == 30
+    exported = run("monitor", "export").stdout
+    assert all(h not in exported for h in hasher.candidates("alice@example.com"))
+    assert "--client needs a non-empty client id" in error_line(
+        run("monitor", "purge", "--client", " ")
+    )

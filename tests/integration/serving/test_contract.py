@@ -323,6 +323,28 @@ def test_samples_without_snapshot_is_a_404_problem(trained: Trained, tmp_path: P
     assert "no snapshot" in response.json()["detail"]
 
 
+def test_openapi_documents_the_answers_of_the_security_and_body_layers(
+    client: httpx.Client,
+) -> None:
+    """Found by the fuzzer: statuses the middleware answers were missing from the document."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            assert "401" in responses, (method, path)  # an invalid key, on every route
+            if path.startswith("/v1/") and path != "/v1/samples":
+                assert {"403", "429"} <= set(responses), (method, path)
+            if "requestBody" in operation:
+                assert "413" in responses, (method, path)
+            problem = responses["401"]["content"]["application/problem+json"]["schema"]
+            assert problem == {"$ref": "#/components/schemas/Problem"}
+    for path, method in (("/v1/feedback", "post"), ("/v1/admin/rollout", "put")):
+        assert {"400", "413"} <= set(paths[path][method]["responses"])  # malformed JSON
+    metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(metrics) == {"text/plain"}
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
 def test_openapi_docs_and_ui(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     for path in (

@@ -250,6 +250,16 @@ CASES: list[tuple[str, str, dict[str, Any], int, tuple[str, ...]]] = [
         422,
         ("return_image",),
     ),
+    (  # found by the fuzzer: any other word used to mean "false"
+        "bad-return-image-form-field",
+        "/v1/predict",
+        {
+            "files": {"file": ("x.png", png(np.zeros((28, 28), np.uint8)), "image/png")},
+            "data": {"return_image": "maybe"},
+        },
+        422,
+        ("return_image",),
+    ),
 ]
 
 
@@ -290,7 +300,8 @@ def test_body_over_the_limit_while_streaming(client: httpx.Client) -> None:
 
 def test_too_many_batch_instances(client: httpx.Client) -> None:
     response = client.post("/v1/predict/batch", json={"instances": [[]] * 1001})
-    check_problem(response, 413, "1,001 instances", "1,000")
+    body = check_problem(response, 413, "1,001 instances", "1,000")
+    assert body["limit"] == 1000 and "extensions" not in body  # a member, as RFC 9457 has it
     files = [("files", (f"{i}.png", b"x", "image/png")) for i in range(1001)]
     check_problem(client.post("/v1/predict/batch", files=files), 413, "1,000")
     many = [("files", (f"{i}.png", b"x", "image/png")) for i in range(1100)]
@@ -307,6 +318,16 @@ def test_bad_query_values(client: httpx.Client) -> None:
     check_problem(client.get("/v1/samples", params={"n": 0}), 422, "n")
     check_problem(client.get("/v1/samples", params={"n": "many"}), 422, "n")
     check_problem(client.get("/v1/samples", params={"seed": -1}), 422, "seed")
+
+
+@pytest.mark.parametrize("text", ["+0.0", "1.0", "1_000", " 3", "3 "])
+def test_integer_query_values_must_be_plain_integers(client: httpx.Client, text: str) -> None:
+    """Found by the fuzzer: pydantic read these as integers although the schema says integer."""
+    check_problem(client.get("/v1/samples", params={"seed": text}), 422, "seed")
+    check_problem(client.get("/v1/samples", params={"n": text}), 422, "n")
+    explain = client.post("/v1/explain", params={"class_id": text}, json={"instances": [GOOD]})
+    check_problem(explain, 422, "class_id")
+    assert client.get("/v1/samples", params={"n": "3", "seed": "7"}).status_code == 200
 
 
 def test_server_still_healthy_after_abuse(client: httpx.Client) -> None:

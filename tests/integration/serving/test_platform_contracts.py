@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app_server import wait_until_ready
+from app_server import GRACEFUL, start_serve, stop_serve, wait_until_ready
 from fmnist.config import load_settings
 from fmnist.monitoring.prediction_log import open_prediction_log
 from fmnist.serving.cloud_logging import parse_trace
@@ -67,36 +66,6 @@ def test_trace_headers_are_parsed(
     assert parse_trace(cloud, traceparent) == expected
 
 
-def start(env: dict[str, str], home: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m fmnist serve`` with ``env`` over a clean environment (no FMNIST_*)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("FMNIST_", "MLFLOW_"))}
-    base |= {"FMNIST_HOME": str(home), "FMNIST_SERVING__RELOAD_INTERVAL_S": "0", **env}
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "fmnist", "serve"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=base,
-            cwd=home.parent,
-        )
-
-
-GRACEFUL = -signal.SIGTERM
-"""The exit status after a graceful SIGTERM: uvicorn finishes the requests in flight, runs the
-app's shutdown, then re-raises the signal so the platform sees why the process ended."""
-
-
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, as a platform stops a container; the exit status."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
-
-
 def json_lines(log: Path) -> list[dict[str, object]]:
     """Every line of ``log`` parsed as JSON (a line that is not fails the test)."""
     entries = []
@@ -119,13 +88,13 @@ def vertex_server(exported: Path, tmp_path: Path) -> Iterator[tuple[httpx.Client
         "FMNIST_SECURITY__AUTH": "off",  # the endpoint authenticates callers (IAM)
     }
     home, log = tmp_path / "home", tmp_path / "serve.log"
-    proc = start(env, home, log)
+    proc = start_serve(env, home, log)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
             wait_until_ready(http, proc, log)
             yield http, home, log
     finally:
-        assert stop(proc) == GRACEFUL
+        assert stop_serve(proc) == GRACEFUL
 
 
 @pytest.mark.gcp  # the platforms' runtime contracts: make test-gcp
@@ -159,7 +128,7 @@ def test_a_storage_uri_without_an_export_is_a_clear_error(tmp_path: Path) -> Non
     empty.mkdir()
     (empty / "model.onnx").write_bytes(b"not an export")
     env = {"AIP_HTTP_PORT": str(closed_port()), "AIP_STORAGE_URI": empty.as_uri()}
-    proc = start(env, tmp_path / "home", tmp_path / "serve.log")
+    proc = start_serve(env, tmp_path / "home", tmp_path / "serve.log")
     assert proc.wait(timeout=60) == 2
     assert "holds no model export (registry.json)" in (tmp_path / "serve.log").read_text()
 
@@ -179,14 +148,14 @@ def cloud_run_server(exported: Path, tmp_path: Path) -> Iterator[CloudRun]:
         "FMNIST_SECURITY__AUTH": "off",
     }
     log = tmp_path / "serve.log"
-    proc = start(env, tmp_path / "home", log)
+    proc = start_serve(env, tmp_path / "home", log)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
             wait_until_ready(http, proc, log)
             yield http, log, proc
     finally:
         if proc.poll() is None:
-            stop(proc)
+            stop_serve(proc)
 
 
 @pytest.mark.gcp  # the platforms' runtime contracts: make test-gcp

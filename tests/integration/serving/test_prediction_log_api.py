@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 from app_server import wait_until_ready
 from fmnist.cli import app
 from fmnist.composition import build_services
+from fmnist.identity import digest_text
+from fmnist.monitoring.client_ids import client_id_hasher
 
 from .conftest import Trained
 
@@ -57,7 +59,8 @@ def test_a_prediction_is_logged_with_its_request_id(client: httpx.Client, traine
     assert record.model_alias == "champion"
     assert np.frombuffer(record.pixels, np.uint8).reshape(28, 28).tolist() == [[17] * 28] * 28
     assert list(record.probabilities) == pytest.approx(prediction["probabilities"], abs=1e-6)
-    assert record.client_id and "client-a" not in record.client_id  # hashed, never as sent
+    hasher = client_id_hasher(trained.settings)  # salted and keyed, never as sent
+    assert record.client_id == hasher("client-a") != digest_text("client-a", length=32)
     assert record.latency_ms > 0
 
 

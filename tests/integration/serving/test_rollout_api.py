@@ -61,6 +61,16 @@ def test_the_admin_api_needs_the_token(server: httpx.Client) -> None:
     assert same.status_code == 409 and same.json()["type"].endswith("same-model")
 
 
+def test_a_share_that_is_not_a_number_is_refused(server: httpx.Client) -> None:
+    """Found by the fuzzer: ``"share": true`` was read as 1.0 (every client on the challenger)."""
+    for share in (True, "0.5", None):
+        change = {"mode": "ab", "challenger": "challenger", "share": share}
+        refused = server.put("/v1/admin/rollout", json=change, headers=ADMIN)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["loc"] == "body.share"
+    assert server.get("/v1/admin/rollout", headers=ADMIN).json()["mode"] == "off"
+
+
 def test_ab_split_is_sticky_per_client_and_logged_with_the_arm(
     trained: Trained, server: httpx.Client
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -13,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from fmnist.monitoring import journal as journal_module
 from fmnist.monitoring import log_schema as schema
 from fmnist.monitoring.journal import (
     CLOSED_SUFFIX,
     MOVER_LOCK,
     JournalMover,
+    JournalWriteError,
     PredictionJournal,
     journal_dir,
     replay_journals,
@@ -191,4 +195,49 @@ def test_the_journal_starts_a_mover_process_and_stops_it_on_close(log: Predictio
     journal.close()
     assert mover.poll() is not None
     assert log.count() == 5  # moved by the mover's last pass
+    assert journal_files(log) == []
+
+
+class DiskFills:
+    """``os`` for the journal module whose ``write`` stores at most ``room`` more bytes, then
+    fails with ENOSPC (a short write first, as a file system running out of space does)."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def write(self, fd: int, data: memoryview) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done = os.write(fd, data[: self.room])
+        self.room -= done
+        return done
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+
+def test_a_write_into_a_full_disk_leaves_no_torn_frame_in_front_of_later_ones(
+    log: PredictionLog, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = PredictionJournal(log, start_mover=False)
+    written = records(5)
+    journal.append(written[:1])
+    disk = DiskFills(room=len(frame_of_row(schema.to_row(written[1]))) // 2)
+    monkeypatch.setattr(journal_module, "os", disk)
+    with pytest.raises(JournalWriteError, match="No space left on device") as failed:
+        journal.append(written[1:2])  # half a frame reaches the file
+    assert failed.value.errno == errno.ENOSPC
+    names = journal_files(log)
+    assert len(names) == 1 and names[0].endswith(CLOSED_SUFFIX)  # closed behind its torn tail
+    with pytest.raises(JournalWriteError):
+        journal.append(written[2:3])  # nothing reaches a new file: it stays open for later
+    disk.room = 10**9  # space is back: the same journal writes again
+    journal.append(written[3:])
+    with caplog.at_level(logging.WARNING, logger="fmnist.monitoring.journal"):
+        assert replay_journals(log) == 3
+    assert "a partial frame of" in caplog.text
+    assert [r.request_id for r in log.window()] == [written[i].request_id for i in (0, 3, 4)]
+    assert len(journal_files(log)) == 1  # the torn closed file is done; the live one is kept
+    journal.close()
+    replay_journals(log)
     assert journal_files(log) == []
