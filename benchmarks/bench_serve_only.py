@@ -168,6 +168,10 @@ def main() -> int:
     path.write_text(json.dumps(result, indent=2))
     write_doc(result)
     print(render(result))
+    if path.resolve() == (RESULTS / "serve_only.json").resolve():
+        from figures import refresh_after  # the pages fed by this result (the KPI table)
+
+        refresh_after(path)
     return 0
 
 

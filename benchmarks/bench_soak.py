@@ -267,6 +267,9 @@ def main() -> int:
     print(f"\nwrote {args.results} ({results['seconds']} s in all)")
     if args.results.resolve() == RESULTS:
         print(f"wrote {render_soak_doc(results)}")
+        from figures import refresh_after  # the KPI table reads this result too
+
+        refresh_after(args.results)
     if args.keep:
         print(f"kept {work}")
     else:

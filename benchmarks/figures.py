@@ -364,6 +364,16 @@ def write_sections(names: Iterable[str] | None = None) -> list[Section]:
     return written
 
 
+def refresh_after(result: Path) -> list[Section]:
+    """Re-render the sections a benchmark's new ``result`` file feeds: those that list it and
+    the KPI table (which reads every result file), so no page is left stale by a run."""
+    target = result.resolve()
+    names = [
+        s.name for s in SECTIONS if s.name == "kpis" or any(p.resolve() == target for p in s.inputs)
+    ]
+    return write_sections(names)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Rewrite, ``--check`` or ``--list`` the generated sections."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
