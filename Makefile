@@ -77,6 +77,7 @@ test: $(STAMP) ## Check the layer contracts and bandit, then run the tests with 
 	$(BIN)/lint-imports
 	$(BIN)/bandit -r src --severity-level medium --quiet
 	$(BIN)/pytest -m "not heavy and not agnostic and not serve_only and not gcp" --cov --cov-report=term --cov-fail-under=85 --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python benchmarks/coverage_summary.py
 
 test-heavy: $(STAMP) ## Run only the heavy tests (full data, long training)
 	$(BIN)/pytest -m heavy $(PYTEST_ARGS)
@@ -115,6 +116,7 @@ lint: $(STAMP) ## ruff (lint + format check), mypy, layer contracts, docstring c
 docs: $(STAMP) ## Build the documentation site into site/ (mkdocs --strict; references and figures must be current)
 	$(BIN)/python scripts/gen_reference.py --check
 	$(BIN)/python benchmarks/figures.py --check
+	@bash scripts/vendor-mermaid.sh
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 bench: data ## Run the benchmarks and print measured figures (about 26 minutes: the fuzzing 4, the soak 11)
@@ -128,6 +130,11 @@ bench: data ## Run the benchmarks and print measured figures (about 26 minutes: 
 
 bench-train: data ## Time the default training preset on the full data (about 5 minutes)
 	$(BIN)/python benchmarks/bench_train.py --preset default
+
+.PHONY: video
+video: data ## Record the demo video of the real system (build/video: MP4, subtitles, poster; a few minutes)
+	@bash scripts/install-browser.sh
+	$(FMNIST) video record --out build/video --photos "$(PHOTOS_DIR)" --result benchmarks/results/video.json
 
 clean: ## Remove the virtual environment and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov site

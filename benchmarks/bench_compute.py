@@ -104,6 +104,8 @@ def main() -> None:
             f"{cnn_row['epochs']} epochs ({cnn_row['precision']}, {cnn_row.get('threads')} "
             f"threads) = {seconds_per_epoch:.1f} s per epoch of {TRAIN_IMAGES:,} images"
         ),
+        "basis_measured_at": cnn_row.get("measured_at"),
+        "basis_machine": cnn_row.get("machine"),
         "epochs": args.epochs,
         "rows": rows,
         "machine": benchmark_machine("torch"),
@@ -112,6 +114,9 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "compute.json").write_text(json.dumps(figures, indent=2) + "\n")
+    from figures import refresh_after  # docs/model-zoo.md's table
+
+    refresh_after(RESULTS / "compute.json")
     print(figures["basis"])
     header = ("model", "params", "train MFLOPs/img", "x cnn", "s/epoch", f"h/{args.epochs} ep")
     print("  ".join(f"{h:>18}" for h in header))

@@ -53,7 +53,7 @@ def measure() -> dict[str, Any]:
 
 
 def main() -> int:
-    """Measure, write the results and the KPI table."""
+    """Measure, write the results and re-render the pages they feed."""
     results = measure()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -61,10 +61,10 @@ def main() -> int:
     print(f"docstring coverage {d['percent']}% ({d['covered']} of {d['total']})")
     print(f"{results['pages']} pages under docs/")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from figures import write_sections
+    from figures import refresh_after  # the KPI table and the README's
 
-    write_sections(["kpis"])
-    print(f"wrote {RESULTS} and docs/business.md")
+    refresh_after(RESULTS)
+    print(f"wrote {RESULTS} and the pages it feeds")
     return 0
 
 

@@ -18,8 +18,9 @@ Run with ``.venv/bin/python benchmarks/bench_explain.py [--home DIR] [--requests
    ``|f(x) - f(black)|`` (median and p95 over the images), which the quadrature's step count
    trades against time.
 
-Figures are printed and written to ``benchmarks/results/explain.json`` with the load average:
-other processes on the same cores change them.
+Figures are printed and written to ``benchmarks/results/explain.json`` with the load average
+(other processes on the same cores change them), then rendered into ``docs/explainability.md``
+(``explain_report.py``).
 """
 
 from __future__ import annotations
@@ -256,6 +257,9 @@ def main() -> int:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     print(f"\nwrote {RESULTS} ({results['seconds']} s in all)")
+    from figures import refresh_after  # docs/explainability.md (explain_report.py)
+
+    refresh_after(RESULTS)
     return 0
 
 

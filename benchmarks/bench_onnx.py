@@ -7,7 +7,8 @@ by ``fmnist.registry.onnx_export`` (then the PyTorch row is skipped). Without it
 trained for a few seconds on 3,000 real images. The script exports (with the parity check),
 quantises to static INT8 on 500 calibration images, then prints latency at batch 1 and
 throughput at batch 256 for each engine, INT8 accuracy against FP32 on 2,000 test images, and
-writes the figures to ``benchmarks/results/onnx.json``. About 30 s on 2 cores.
+writes the figures to ``benchmarks/results/onnx.json``, rendered into ``docs/lifecycle.md``
+(``lifecycle_report.py``) and the README's table. About 30 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -169,6 +170,9 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {RESULTS} ({elapsed:.1f} s in all)")
+    from figures import refresh_after  # docs/lifecycle.md's table and the README's
+
+    refresh_after(RESULTS)
     return 0
 
 

@@ -3,7 +3,8 @@
 Run with ``.venv/bin/python benchmarks/bench_train.py [--preset default|quick] [--threads N]``.
 Trains with the same code as ``fmnist train`` (without MLflow, so only training is timed),
 evaluates the best weights in fp32 on the official 10,000 test images, and writes
-``benchmarks/results/train-<preset>.json``. The machine should be otherwise idle: with 2 torch
+``benchmarks/results/train-<variant>.json`` (``train-quick-auto-cl.json`` is rendered into
+``docs/lifecycle.md`` and the README). The machine should be otherwise idle: with 2 torch
 threads, another busy process on one core slows training several-fold.
 """
 
@@ -24,7 +25,7 @@ from fmnist.config import load_settings
 from fmnist.data.snapshot import load_snapshot, write_snapshot
 from fmnist.data.sources import default_sources, load_raw
 from fmnist.platform.storage import FsspecStorage
-from fmnist.runtime_info import cpu_model
+from fmnist.runtime_info import benchmark_machine, cpu_model
 from fmnist.training.config import PRESETS, make_config
 from fmnist.training.trainer import predict_logits, train
 
@@ -82,11 +83,15 @@ def main() -> None:
         "cores": os.cpu_count(),
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
+        "machine": benchmark_machine("torch"),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"train-{variant}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    from figures import refresh_after  # the quick preset's row in docs/lifecycle.md, README
+
+    refresh_after(RESULTS / f"train-{variant}.json")
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")

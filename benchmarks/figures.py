@@ -192,9 +192,75 @@ def _leaderboard() -> str:
     return text
 
 
+def _cost_report() -> str:
+    from fmnist.costing.render import section
+
+    return section(read_json(RESULTS / "cost.json"))
+
+
 def _drift() -> str:
     text: str = load("drift/run.py").render(read_json(RESULTS / "drift.json"))
     return text
+
+
+BLOG_BLOCKS = (
+    "blog_onnx",
+    "blog_http",
+    "blog_models",
+    "blog_drift",
+    "blog_ab",
+    "blog_reliability",
+    "blog_cost",
+)
+"""The generated blocks of ``docs/blog.md`` (``benchmarks/blog_figures.py`` renders them)."""
+
+
+def _blog(name: str) -> Section:
+    """One block of the blog post, rendered from the result files it names."""
+    inputs = load("blog_figures.py").INPUTS[name]
+
+    def render() -> str:
+        text: str = load("blog_figures.py").render(name)
+        return text
+
+    return Section(
+        name,
+        DOCS / "blog.md",
+        tuple(REPO / p for p in inputs),
+        f"the benchmarks that write {', '.join(inputs)}",
+        render,
+    )
+
+
+def _optional_json(path: Path) -> Any:
+    return read_json(path) if path.is_file() else None
+
+
+def _training_time() -> str:
+    report = load("lifecycle_report.py")
+    inner: str = report.training(
+        _optional_json(DOCS / "benchmarks.json"),
+        _optional_json(RESULTS / "train-quick-auto-cl.json"),
+    )
+    return wrapped(report.TRAINING_BEGIN, report.TRAINING_END, inner)
+
+
+def _zoo_targets() -> str:
+    report = load("zoo_report.py")
+    inner: str = report.targets(DOCS / "benchmarks.json")
+    return wrapped(report.TARGETS_BEGIN, report.TARGETS_END, inner)
+
+
+def _readme_measured() -> str:
+    table = load("readme_measured.py")
+    text: str = table.block(table.load_results())
+    return text
+
+
+def _video_page() -> ModuleType:
+    from fmnist.video import page
+
+    return page
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -234,7 +300,14 @@ SECTIONS: tuple[Section, ...] = (
         "benchmarks/results/cost.json",
         "cost.py",
         lambda m, r: m.render(r),
-        command="python benchmarks/cost.py (--report-only re-renders)",
+        command="fmnist cost report (or python benchmarks/cost.py)",
+    ),
+    Section(
+        "cost_report",
+        DOCS / "cost.md",
+        (RESULTS / "cost.json", RESULTS / "variants.json"),
+        "fmnist cost report (after python benchmarks/bench_variants.py)",
+        _cost_report,
     ),
     _marked(
         "bench_soak",
@@ -251,6 +324,22 @@ SECTIONS: tuple[Section, ...] = (
         "bench_fuzz.py",
         lambda m, r: m.render(r),
     ),
+    _marked(
+        "real_photos_demo",
+        "real-photos.md",
+        "benchmarks/results/real_photos_demo.json",
+        "bench_real_photos.py",
+        lambda m, r: m.render(r),
+        command="python benchmarks/bench_real_photos.py (--render re-renders)",
+    ),
+    _marked(
+        "bench_dashboard",
+        "dashboard.md",
+        "benchmarks/results/dashboard.json",
+        "bench_dashboard.py",
+        lambda m, r: m.render(r),
+    ),
+    *(_blog(name) for name in BLOG_BLOCKS),
     Section(
         "drift",
         DOCS / "drift-benchmark.md",
@@ -284,11 +373,123 @@ SECTIONS: tuple[Section, ...] = (
         _kpis,
     ),
     Section(
+        "slo_alerts",
+        DOCS / "slos.md",
+        (REPO / "monitoring" / "prometheus" / "rules" / "fmnist-alerts.yml",),
+        "python benchmarks/figures.py slo_alerts",
+        lambda: load("slo_report.py").render_alerts(),
+    ),
+    Section(
+        "slo_measured",
+        DOCS / "slos.md",
+        (RESULTS / "soak.json", RESULTS / "http.json"),
+        "python benchmarks/figures.py slo_measured (after bench_soak.py or bench_http.py)",
+        lambda: load("slo_report.py").render_measured(),
+    ),
+    _marked(
+        "bench_data",
+        "data.md",
+        "benchmarks/results/data.json",
+        "bench_data.py",
+        lambda m, r: m.render(r),
+    ),
+    _marked(
+        "default_model",
+        "lifecycle.md",
+        "benchmarks/results/default_model.json",
+        "default_model.py",
+        lambda m, r: wrapped(m.MAIN_BEGIN, m.MAIN_END, m.render_main(r)),
+        command="fmnist pipeline run, then benchmarks/default_model.py",
+    ),
+    _marked(
+        "default_model_card",
+        "lifecycle.md",
+        "benchmarks/results/default_model.json",
+        "default_model.py",
+        lambda m, r: wrapped(m.CARD_BEGIN, m.CARD_END, m.render_card(r)),
+        command="fmnist pipeline run, then benchmarks/default_model.py",
+    ),
+    _marked(
+        "bench_onnx",
+        "lifecycle.md",
+        "benchmarks/results/onnx.json",
+        "bench_onnx.py",
+        lambda m, r: wrapped(m.ONNX_BEGIN, m.ONNX_END, m.onnx(r)),
+        module="lifecycle_report.py",
+    ),
+    Section(
+        "training_time",
+        DOCS / "lifecycle.md",
+        (),
+        "fmnist benchmark --models cnn; python benchmarks/bench_train.py --preset quick",
+        _training_time,
+    ),
+    _marked(
+        "bench_explain",
+        "explainability.md",
+        "benchmarks/results/explain.json",
+        "bench_explain.py",
+        lambda m, r: wrapped(m.BEGIN, m.END, m.render(r)),
+        module="explain_report.py",
+    ),
+    _marked(
+        "real_photos",
+        "real-photos.md",
+        "benchmarks/results/real_photos.json",
+        "real_photos.py",
+        lambda m, r: wrapped(m.RESULTS_BEGIN, m.RESULTS_END, m.render(r)),
+        command="fmnist experiment real-world (one report per row), then benchmarks/real_photos.py",
+    ),
+    _marked(
+        "bench_segmentation",
+        "real-photos.md",
+        "benchmarks/results/segmentation.json",
+        "bench_segmentation.py",
+        lambda m, r: wrapped(m.SEGMENTATION_BEGIN, m.SEGMENTATION_END, m.segmentation(r)),
+        module="real_photos.py",
+    ),
+    Section(
+        "zoo_targets",
+        DOCS / "model-zoo.md",
+        (DOCS / "benchmarks.json",),
+        "fmnist benchmark",
+        _zoo_targets,
+    ),
+    _marked(
+        "bench_compute",
+        "model-zoo.md",
+        "benchmarks/results/compute.json",
+        "bench_compute.py",
+        lambda m, r: wrapped(m.COMPUTE_BEGIN, m.COMPUTE_END, m.compute(r)),
+        module="zoo_report.py",
+    ),
+    Section(
+        "readme_measured",
+        README,
+        (),
+        "python benchmarks/figures.py readme_measured (reads the result files that exist)",
+        _readme_measured,
+    ),
+    Section(
         "readme_quick_start",
         DOCS / "quick-start.md",
         (README,),
         "python benchmarks/figures.py readme_quick_start",
         _quick_start,
+    ),
+    Section(
+        "video_scenes",
+        DOCS / "video.md",
+        (),
+        "python benchmarks/figures.py video_scenes (from fmnist.video.scenes)",
+        lambda: _video_page().scenes_markdown(),
+    ),
+    Section(
+        "video_run",
+        DOCS / "video.md",
+        (RESULTS / "video.json",),
+        "make video (fmnist video record --result benchmarks/results/video.json)",
+        lambda: _video_page().run_markdown(read_json(RESULTS / "video.json")),
     ),
     Section(
         "packages",
@@ -300,6 +501,10 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 """Every generated section of ``docs/`` and ``README.md``."""
+
+
+READS_EVERY_RESULT = ("kpis", "training_time", "readme_measured")
+"""Sections that read whichever result files exist (re-rendered after every benchmark)."""
 
 
 def by_name(names: Iterable[str] | None = None) -> list[Section]:
@@ -366,10 +571,13 @@ def write_sections(names: Iterable[str] | None = None) -> list[Section]:
 
 def refresh_after(result: Path) -> list[Section]:
     """Re-render the sections a benchmark's new ``result`` file feeds: those that list it and
-    the KPI table (which reads every result file), so no page is left stale by a run."""
+    those that read every result file (the KPI table, the README's headline table), so no page
+    is left stale by a run."""
     target = result.resolve()
     names = [
-        s.name for s in SECTIONS if s.name == "kpis" or any(p.resolve() == target for p in s.inputs)
+        s.name
+        for s in SECTIONS
+        if s.name in READS_EVERY_RESULT or any(p.resolve() == target for p in s.inputs)
     ]
     return write_sections(names)
 

@@ -11,6 +11,11 @@ broken. This hook rewrites them in the rendered page (never in the source, never
   which file is meant and nothing points nowhere.
 
 Links inside ``docs/`` are left to MkDocs, which validates them (and their anchors).
+
+It also serves Mermaid (the diagrams) from the site itself when ``scripts/vendor-mermaid.sh``
+(run by ``make docs``) has fetched it into ``build/mermaid/``: Material then finds ``mermaid``
+already defined and loads nothing from a CDN. Without that file the diagrams load Mermaid from
+unpkg.com, Material's default.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import html
 import posixpath
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -132,13 +138,35 @@ class _Extension(markdown.Extension):  # type: ignore[misc]
 HOOK = RepoLinkHook()
 
 
+MERMAID_SITE_PATH = "assets/vendor/mermaid.min.js"
+"""Where the vendored Mermaid is served from in the site."""
+
+
+def vendored_mermaid(repo_root: Path) -> Path | None:
+    """``build/mermaid/mermaid.min.js`` when ``scripts/vendor-mermaid.sh`` has fetched it."""
+    path = repo_root / "build" / "mermaid" / "mermaid.min.js"
+    return path if path.is_file() else None
+
+
 def on_config(config: Any) -> Any:
-    """Read ``repo_url`` and ``extra.repo_branch``; add the link rewriter to Markdown."""
+    """Read ``repo_url`` and ``extra.repo_branch``; add the link rewriter to Markdown; serve
+    the vendored Mermaid when there is one."""
     HOOK.repo_url = config.get("repo_url") or None
     HOOK.branch = (config.get("extra") or {}).get("repo_branch", "main")
     HOOK.repo_root = Path(config["docs_dir"]).resolve().parent
     config["markdown_extensions"].append(_Extension(HOOK))
+    if vendored_mermaid(HOOK.repo_root) is not None:
+        config["extra_javascript"].append(MERMAID_SITE_PATH)
     return config
+
+
+def on_post_build(config: Any) -> None:
+    """Copy the vendored Mermaid into the site (see :func:`on_config`)."""
+    source = vendored_mermaid(Path(config["docs_dir"]).resolve().parent)
+    if source is not None:
+        target = Path(config["site_dir"]) / MERMAID_SITE_PATH
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
 
 
 def on_page_markdown(markdown_text: str, page: Any, **_: Any) -> str:

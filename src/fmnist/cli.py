@@ -152,6 +152,7 @@ def _register_subcommands() -> None:
     from fmnist.analytics.cli import analytics_app
     from fmnist.automl.cli import automl_app
     from fmnist.batch.cli import predict_app
+    from fmnist.costing.cli import cost_app
     from fmnist.data.cli import data_app
     from fmnist.demo.cli import demo_app
     from fmnist.evaluation.cli import evaluate_command
@@ -170,6 +171,7 @@ def _register_subcommands() -> None:
     from fmnist.training.baselines_cli import baselines_app
     from fmnist.training.cli import train_command
     from fmnist.training.hpo_cli import hpo_app
+    from fmnist.video.cli import video_app
 
     app.add_typer(data_app, name="data")
     app.command("train")(train_command)
@@ -193,6 +195,8 @@ def _register_subcommands() -> None:
     app.add_typer(analytics_app, name="analytics")
     app.add_typer(keys_app, name="keys")
     app.add_typer(vertex_app, name="vertex")
+    app.add_typer(cost_app, name="cost")
+    app.add_typer(video_app, name="video")
 
 
 _register_subcommands()

@@ -6,19 +6,10 @@ from pathlib import Path
 
 from data_paths import PHOTOS_ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
-"""Debian's Chromium (``apt-get install chromium``); Playwright's own download is not used."""
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-]
+# The browser the product films with (fmnist video), re-exported for the tests.
+from fmnist.video.record import CHROMIUM as CHROMIUM
+from fmnist.video.record import CHROMIUM_ARGS as CHROMIUM_ARGS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = PHOTOS_ROOT
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -82,7 +82,7 @@ def test_each_measured_kpi_names_its_file_date_and_machine() -> None:
             continue
         assert "`" in kpi.provenance and re.search(r"\d{4}-\d\d-\d\d", kpi.provenance), kpi
         assert "cores" in kpi.provenance or "machine" in kpi.provenance, kpi
-        assert kpi.verdict in ("met", "**not met**"), kpi
+        assert kpi.verdict in ("met", "met (locally)", "**not met**"), kpi
 
 
 def test_quick_start_is_the_readmes_with_links_into_docs() -> None:

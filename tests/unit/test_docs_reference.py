@@ -117,3 +117,23 @@ def test_links_leaving_docs_become_paths_or_forge_links(hooks: ModuleType) -> No
     html = md.reset().convert("[m](../monitoring/) and [c](../config/example.yaml#L3)")
     assert 'href="https://forge.example/org/fmnist/tree/main/monitoring"' in html
     assert 'href="https://forge.example/org/fmnist/blob/main/config/example.yaml#L3"' in html
+
+
+def test_the_vendored_mermaid_is_served_by_the_site(hooks: ModuleType, tmp_path: Path) -> None:
+    docs, site = tmp_path / "docs", tmp_path / "site"
+    docs.mkdir()
+    config = {"docs_dir": str(docs), "site_dir": str(site), "markdown_extensions": []}
+    config["extra_javascript"] = []
+    hooks.on_config(config)
+    hooks.on_post_build(config)
+    assert config["extra_javascript"] == []  # not fetched: Material's CDN default
+    assert not (site / hooks.MERMAID_SITE_PATH).exists()
+
+    vendored = tmp_path / "build" / "mermaid" / "mermaid.min.js"
+    vendored.parent.mkdir(parents=True)
+    vendored.write_text("window.mermaid = {};", encoding="utf-8")
+    config["extra_javascript"] = []
+    hooks.on_config(config)
+    hooks.on_post_build(config)
+    assert config["extra_javascript"] == [hooks.MERMAID_SITE_PATH]
+    assert (site / hooks.MERMAID_SITE_PATH).read_text(encoding="utf-8") == "window.mermaid = {};"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +17,10 @@ TABLES: dict[str, str] = {
     "feedback_events": "event_id",
 }
 """Table name -> its unique key."""
+
+DEFAULT_PARAMETERS: dict[str, Any] = {"since": datetime(1970, 1, 1, tzinfo=UTC)}
+"""Values of the ``@name`` parameters a query uses when the caller gives none (``@since``:
+the whole log)."""
 
 
 def schema(table: str) -> list[dict[str, str]]:
@@ -42,8 +49,22 @@ def query_text(name: str) -> str:
     return resources.files("fmnist.analytics").joinpath("queries", f"{name}.sql").read_text()
 
 
-def run_query(analytics: Analytics, name: str) -> list[dict[str, Any]]:
-    """Run the named query ``name`` (the tables are created first, so an empty store answers
-    with no rows rather than an error)."""
+def query_parameters(text: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``@name`` parameters ``text`` uses, from ``given`` else :data:`DEFAULT_PARAMETERS`
+    (a query is sent only the parameters it names)."""
+    names = set(re.findall(r"@([A-Za-z_]\w*)", re.sub(r"--[^\n]*", "", text)))
+    values = {**DEFAULT_PARAMETERS, **(given or {})}
+    missing = sorted(names - values.keys())
+    if missing:
+        raise KeyError(f"no value for the query parameters {missing}")
+    return {name: values[name] for name in sorted(names)}
+
+
+def run_query(
+    analytics: Analytics, name: str, parameters: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Run the named query ``name`` with ``parameters`` (defaults: :data:`DEFAULT_PARAMETERS`);
+    the tables are created first, so an empty store answers with no rows, not an error."""
     ensure_tables(analytics)
-    return analytics.query(query_text(name))
+    text = query_text(name)
+    return analytics.query(text, query_parameters(text, parameters) or None)

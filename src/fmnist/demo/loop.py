@@ -115,7 +115,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
     return False
 
 
-def _monitor_check(services: Services) -> tuple[bool, LoopStep | None]:
+def monitor_check(services: Services) -> tuple[bool, LoopStep | None]:
     """What ``fmnist monitor run`` does once: check, alert, then the closed loop."""
     from fmnist.monitoring.journal import replay_journals
     from fmnist.monitoring.monitor import check_traffic, raise_alerts
@@ -167,7 +167,7 @@ def run_loop(
             say(f"serving version {_served_version(http)} on http://127.0.0.1:{port}")
             clean = take(300)
             report = replay(http, *clean)
-            detected, step = _monitor_check(services)
+            detected, step = monitor_check(services)
             result.control = {
                 "requests": report.requests,
                 "failed": report.failed,
@@ -184,7 +184,7 @@ def run_loop(
             labeller = "a broken labeller (labels shifted by one)" if variant == "bad" else "true"
             say(f"drift: 300 turned (25 degrees), darker garments with {labeller} feedback")
             say("monitor check: drift test, alert, retrain (this trains a model)...")
-            detected, step = _monitor_check(services)
+            detected, step = monitor_check(services)
             result.drift_detected = detected
             result.alerts = list(webhook.received)
             if step is not None and step.retrain is not None:
@@ -219,18 +219,20 @@ def _rollout(
     if result.retrain is None or result.retrain["status"] != "candidate":
         return "no candidate"
     version = int(result.retrain["version"])
-    _wait_for(lambda: http.get("/v1/admin/rollout", headers=_admin()).json()["mode"] != "off")
+    _wait_for(
+        lambda: http.get("/v1/admin/rollout", headers=admin_headers()).json()["mode"] != "off"
+    )
     for _ in range(max_rounds):
         images, labels = take(per_round)
         report = replay(http, drifted(images), labels)
-        mode = http.get("/v1/admin/rollout", headers=_admin()).json()
+        mode = http.get("/v1/admin/rollout", headers=admin_headers()).json()
         say(
             f"{per_round} drifted requests ({mode['mode']}, share {mode['share']:.0%}): "
             f"arms {report.arms}"
         )
         probe = LoadProbe(f"http://127.0.0.1:{port}", images)
         with probe:
-            _, step = _monitor_check(services)
+            _, step = monitor_check(services)
             action = "idle" if step is None else step.rollout.action
             if step is not None:
                 result.steps.append(step.rollout.to_dict() | {"readout": None})
@@ -251,11 +253,14 @@ def _rollout(
             return "promoted"
         if action == "rollback":
             _wait_for(
-                lambda: http.get("/v1/admin/rollout", headers=_admin()).json()["mode"] == "off"
+                lambda: (
+                    http.get("/v1/admin/rollout", headers=admin_headers()).json()["mode"] == "off"
+                )
             )
             return "rolled back"
     return "undecided"
 
 
-def _admin() -> dict[str, str]:
+def admin_headers() -> dict[str, str]:
+    """The admin token header of the scenario's server."""
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -29,11 +29,47 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def default_also_mappings(mapping: Path) -> list[Path]:
+    """``<mapping>-strict.yaml`` beside ``mapping`` when it exists (else nothing)."""
+    strict = mapping.with_name(f"{mapping.stem}-strict{mapping.suffix}")
+    return [strict] if strict.is_file() and strict != mapping else []
+
+
+def _verdict(goal: dict[str, object]) -> str:
+    if goal["met"] is None:
+        return ""
+    mark = "[green]met[/green]" if goal["met"] else "[red]not met[/red]"
+    return f" ({goal['target']}, {mark})"
+
+
+def mapping_lines(report: dict[str, Any]) -> list[str]:
+    """One console line per mapping of the report's ``mappings`` block, against its goals."""
+    lines = []
+    for name, block in report.get("mappings", {}).items():
+        s, goals = block["summary"], block["goals"]
+        lines.append(
+            f"  mapping {name} v{block['version']}: accuracy {_pct(s['accuracy'])}"
+            f"{_verdict(goals['accuracy'])}, answered {_pct(s['answered_accuracy'])}, top-1 "
+            f"{_pct(s['top1_accuracy'])}; abstention unmappable "
+            f"{_pct(s['unmappable_abstention'])}{_verdict(goals['unmappable_abstention'])}, "
+            f"mappable {_pct(s['mappable_abstention'])}{_verdict(goals['mappable_abstention'])}"
+        )
+    return lines
+
+
 @experiment_app.command("real-world")
 def real_world(
     ctx: typer.Context,
     photos: Annotated[Path, typer.Argument(help="Folder of labelled photos: PHOTOS/CLASS/*.jpg.")],
     mapping: MappingOption = DEFAULT_MAPPING,
+    also_mapping: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--also-mapping",
+            help="Also score every prediction under this mapping (repeatable). Default: "
+            "MAPPING-strict.yaml next to --mapping when it exists.",
+        ),
+    ] = None,
     model: Annotated[
         str,
         typer.Option(
@@ -88,6 +124,7 @@ def real_world(
     if preprocessing not in ("grabcut", "colour", "naive"):
         raise typer.BadParameter("choose grabcut, colour or naive", param_hint="--preprocessing")
     loaded = load_mapping(mapping)
+    also = [load_mapping(path) for path in (also_mapping or default_also_mappings(mapping))]
     config = HarnessConfig(
         model=model,
         preprocessing=preprocessing,
@@ -106,6 +143,7 @@ def real_world(
         config,
         name=slug(name) if name else None,
         show_progress=progress,
+        also=also,
     )
     folder = write_report(result, loaded, output, per_class=sheet_per_class)
     report = result.report
@@ -131,6 +169,8 @@ def real_world(
     fm = report.get("fashion_mnist_test_accuracy")
     if fm is not None:
         console.print(f"  Fashion-MNIST test accuracy {fm:.2%}")
+    for line in mapping_lines(report):
+        console.print(line)
     console.print(f"report: {folder}")
     if track:
         run_id = track_run(app_ctx.services, result, folder)

@@ -25,7 +25,8 @@ import re
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -51,6 +52,7 @@ from fmnist.realworld.abstention import (
 )
 from fmnist.realworld.mapping import ClassMapping
 from fmnist.realworld.photos import LabelledPhoto, calibration_photos, scan_folder
+from fmnist.realworld.scoring import MappingScore, check_same_classes, score_mappings
 
 if TYPE_CHECKING:
     from fmnist.platform.services import Services
@@ -370,6 +372,10 @@ class ExperimentResult:
     prepared: list[Prepared]
     verdicts: list[Verdict]
     top1: npt.NDArray[np.intp]
+    mappings: tuple[ClassMapping, ...] = ()
+    """The report's mapping first, then the others it was scored under."""
+    scores: dict[str, MappingScore] = field(default_factory=dict)
+    """Per mapping name: its ``mappings`` block and the indices of its wrong photos."""
 
 
 def run_harness(
@@ -380,9 +386,14 @@ def run_harness(
     *,
     name: str | None = None,
     show_progress: bool = True,
+    also: Sequence[ClassMapping] = (),
 ) -> ExperimentResult:
-    """Measure ``config`` on the labelled photos under ``folder`` (nothing is written)."""
+    """Measure ``config`` on the labelled photos under ``folder`` (nothing is written); the
+    predictions are also scored under the mappings ``also`` (the ``mappings`` block)."""
     settings = services.settings
+    mappings = (mapping, *also)
+    for other in also:
+        check_same_classes(mapping, other)
     photos = _limit(scan_folder(folder, mapping), config.limit)
     handle = open_model(services, config.model)
     calibration: AbstentionCalibration | None = None
@@ -450,7 +461,9 @@ def run_harness(
         **measured,
     }
     report["targets"] = target_check(report["summary"])
-    return ExperimentResult(report, photos, prepared, verdicts, top1)
+    scores = score_mappings(photos, verdicts, top1, mappings)
+    report["mappings"] = {name: score.block for name, score in scores.items()}
+    return ExperimentResult(report, photos, prepared, verdicts, top1, mappings, scores)
 
 
 def default_name(handle: ModelHandle, config: HarnessConfig) -> str:

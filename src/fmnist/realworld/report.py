@@ -1,10 +1,12 @@
 """Write and track an experiment's report: ``experiments/<date>-<name>/``.
 
 The folder holds ``report.json`` (every figure), ``report.md`` (the same as tables),
-``confusion.png`` (photo class x answer) and ``contact_sheet.png`` (photos, the 28x28 input the
-model saw and its answer). It is built in a hidden temporary folder and renamed into place, so a
-report folder is complete or absent; each file is written atomically. :func:`track` records the
-run in MLflow; :func:`list_reports` reads the folders back to compare experiments over time.
+``confusion.png`` (photo class x answer), ``contact_sheet.png`` (photos, the 28x28 input the
+model saw and its answer) and ``errors-<mapping>.png`` for every mapping the predictions were
+scored under (its wrong answers only). It is built in a hidden temporary folder and renamed into
+place, so a report folder is complete or absent; each file is written atomically. :func:`track`
+records the run in MLflow; :func:`list_reports` reads the folders back to compare experiments
+over time.
 """
 
 from __future__ import annotations
@@ -100,15 +102,17 @@ def contact_sheet_png(
     path: Path,
     *,
     per_class: int = SHEET_PER_CLASS,
+    indices: Sequence[int] | None = None,
 ) -> Path:
-    """Up to ``per_class`` photos per class: the photo, the 28x28 input, the answer.
+    """Up to ``per_class`` photos per class (of ``indices``, default all): the photo, the 28x28
+    input, the answer.
 
-    The answer is green when right (a mapped class, or unknown for an unmappable photo), red
-    when wrong, grey when the model abstained on a mappable photo.
+    The answer is green when right under ``mapping`` (a mapped class, or unknown for an
+    unmappable photo), red when wrong, grey when the model abstained on a mappable photo.
     """
     by_class: dict[str, list[int]] = {}
-    for i, photo in enumerate(result.photos):
-        by_class.setdefault(photo.photo_class, []).append(i)
+    for i in range(len(result.photos)) if indices is None else indices:
+        by_class.setdefault(result.photos[i].photo_class, []).append(i)
     classes = [c for c in mapping.photo_classes if c in by_class]
     cell_w, cell_h = 2 * _TILE + 6, _TILE + 26
     sheet = Image.new("RGB", (per_class * cell_w + 90, len(classes) * cell_h), (40, 40, 40))
@@ -144,6 +148,25 @@ def contact_sheet_png(
     return path
 
 
+def error_sheet_name(mapping_name: str) -> str:
+    """The file name of the contact sheet of a mapping's wrong answers."""
+    return f"errors-{mapping_name}.png"
+
+
+def error_sheets(result: ExperimentResult, folder: Path, *, per_class: int) -> list[Path]:
+    """A contact sheet of the wrong answers under each mapping the result was scored under
+    (``errors-<mapping>.png``; none for a mapping without errors)."""
+    written = []
+    for mapping in result.mappings:
+        wrong = result.scores[mapping.name].error_indices
+        if wrong:
+            path = folder / error_sheet_name(mapping.name)
+            written.append(
+                contact_sheet_png(result, mapping, path, per_class=per_class, indices=wrong)
+            )
+    return written
+
+
 def _free_folder(root: Path, name: str) -> Path:
     candidate = root / name
     n = 2
@@ -169,6 +192,7 @@ def write_report(
         atomic_write_text(staging / "report.md", report_markdown(report))
         confusion_png(report, staging / "confusion.png")
         contact_sheet_png(result, mapping, staging / "contact_sheet.png", per_class=per_class)
+        error_sheets(result, staging, per_class=per_class)
         final = _free_folder(output, f"{report['created'][:10]}-{report['name']}")
         mask = os.umask(0)
         os.umask(mask)
@@ -211,6 +235,9 @@ def track(services: Services, result: ExperimentResult, folder: Path) -> str:
         metrics |= {f"preprocess_cpu_{k}": v for k, v in report["cpu_timing"].items()}
         if report.get("fashion_mnist_test_accuracy") is not None:
             metrics["fashion_mnist_test_accuracy"] = report["fashion_mnist_test_accuracy"]
+        for name, block in report.get("mappings", {}).items():
+            figures = block["summary"].items()
+            metrics |= {f"mapping.{name}.{k}": v for k, v in figures if isinstance(v, float)}
         for name, row in report["per_class"].items():
             metrics[f"class.{name}.abstention"] = row["abstention"]
             if row.get("accuracy") is not None:

@@ -52,6 +52,12 @@ def test_the_report_agrees_with_an_independent_count(
     unknown = counts[:, -1].sum()
     assert unknown == sum(v.is_unknown for v in result.verdicts)
     assert report["fashion_mnist_test_accuracy"] is not None
+    # Without other mappings, the mappings block holds the report's own, agreeing with summary.
+    assert list(report["mappings"]) == ["clothing-small"]
+    own = report["mappings"]["clothing-small"]["summary"]
+    assert own["accuracy"] == pytest.approx(report["summary"]["mappable_correct_answers"])
+    assert own["top1_accuracy"] == pytest.approx(report["summary"]["mappable_accuracy"])
+    assert own["mappable_abstention"] == report["summary"]["mappable_abstention"]
     assert set(report["targets"]) == {
         "mappable_accuracy",
         "unmappable_abstention",
@@ -143,13 +149,22 @@ def test_the_command_writes_dated_reports_and_tracks_them(
     assert len(folders) == 2 and re.fullmatch(r"\d{4}-\d{2}-\d{2}-smoke-test", folders[0])
     assert folders[1] == f"{folders[0]}-2"
     report_dir = tmp_path / folders[0]
-    assert {p.name for p in report_dir.iterdir()} == {
+    names = {p.name for p in report_dir.iterdir()}
+    assert {"report.json", "report.md", "confusion.png", "contact_sheet.png"} < names
+    # The strict mapping beside --mapping is scored too, with a contact sheet of its errors
+    # (the strict errors include the lenient ones, and a tiny model makes some).
+    assert "errors-clothing-small-strict.png" in names
+    assert names <= {
         "report.json",
         "report.md",
         "confusion.png",
         "contact_sheet.png",
+        "errors-clothing-small.png",
+        "errors-clothing-small-strict.png",
     }
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    assert list(report["mappings"]) == ["clothing-small", "clothing-small-strict"]
+    assert "mapping clothing-small-strict v1: accuracy" in first.stdout
     with Image.open(report_dir / "contact_sheet.png") as sheet:
         assert sheet.height >= 10 * 84 and sheet.width > 2 * 2 * 84
     markdown = (report_dir / "report.md").read_text(encoding="utf-8")
