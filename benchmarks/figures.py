@@ -372,6 +372,14 @@ SECTIONS: tuple[Section, ...] = (
         "python benchmarks/figures.py kpis (reads the result files that exist)",
         _kpis,
     ),
+    _marked(
+        "distillation",
+        "model-zoo.md",
+        "benchmarks/results/distillation.json",
+        "bench_distill.py",
+        lambda m, r: m.render(r),
+        command="python benchmarks/bench_distill.py (--render re-renders)",
+    ),
     Section(
         "slo_alerts",
         DOCS / "slos.md",

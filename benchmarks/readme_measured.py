@@ -37,6 +37,7 @@ INPUTS: dict[str, Path] = {
     "fuzz": RESULTS / "fuzz.json",
     "soak": RESULTS / "soak.json",
     "real_photos": RESULTS / "real_photos.json",
+    "distillation": RESULTS / "distillation.json",
 }
 """The result files the table reads, by name (besides those of the KPI table)."""
 
@@ -196,6 +197,27 @@ def onnx_row(r: Results) -> Row:
         "docs/lifecycle.md#onnx-export-and-int8",
         "onnx",
         "`python benchmarks/bench_onnx.py`",
+        r,
+        value,
+    )
+
+
+def distillation_row(r: Results) -> Row:
+    """The distilled student against the same network trained alone."""
+
+    def value(d: Any) -> str:
+        student, alone, teacher = d["student"], d["alone"], d["teacher"]
+        return (
+            f"quick CNN ({student['parameters']:,} parameters) distilled: test accuracy "
+            f"{student['test_accuracy']:.2%}; trained alone {alone['test_accuracy']:.2%}; "
+            f"teacher {teacher['test_accuracy']:.2%}"
+        )
+
+    return _row(
+        "Distillation",
+        "docs/model-zoo.md#knowledge-distillation-into-the-served-architecture",
+        "distillation",
+        "`python benchmarks/bench_distill.py`",
         r,
         value,
     )
@@ -405,6 +427,7 @@ ROWS: tuple[Callable[[Results], Row], ...] = (
     quick_row,
     default_model_row,
     onnx_row,
+    distillation_row,
     http_row,
     batch_row,
     drift_row,

@@ -32,6 +32,19 @@ def test_pipeline_then_train_and_strict_evaluate(
     )
     assert result.exit_code == 0, result.output
     assert "trained cnn" in result.output and "ONNX parity" in result.output
+    teacher_run = result.output.split("run ")[-1].split(";")[0].strip()
+
+    # Distillation: the run above as the teacher (by run id), recorded with the student's run.
+    student = ["train", "--preset", "tiny", "--epochs", "1", "--no-progress", "--teacher"]
+    result = runner.invoke(app, [*student, "no-such-run"])
+    assert result.exit_code == 2
+    assert "teacher 'no-such-run': no weights.pt found" in result.output
+    result = runner.invoke(app, [*student, teacher_run, "--distill-alpha", "0.5"])
+    assert result.exit_code == 0, result.output
+    runs = build_services(load_settings().settings).registry()
+    params = runs.run_params(result.output.split("run ")[-1].split(";")[0].strip())
+    assert params["distill.teachers"] == str([teacher_run])
+    assert params["distill.alpha"] == "0.5"
 
     result = runner.invoke(app, ["evaluate", "--no-quantize", "--strict"])
     assert result.exit_code == 1, result.output

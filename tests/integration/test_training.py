@@ -153,3 +153,50 @@ def test_the_loop_hooks(snapshot: Snapshot, tmp_path: Path) -> None:
     assert sum(rows) == 2 * (500 // config.batch_size) * config.batch_size
     final = trainer.load_checkpoint(tmp_path / "last.pt")["model"]
     assert all(torch.equal(last.model.state_dict()[k], final[k]) for k in final)
+
+
+def test_a_distilled_student_learns_the_classes_from_its_teacher_alone(
+    snapshot: Snapshot, tmp_path: Path
+) -> None:
+    """With only soft targets (alpha = 1) and the training labels shuffled, what the student
+    learns can only come from the teacher: it reaches the teacher's level, while the same
+    student trained on the shuffled labels stays near chance."""
+    import dataclasses
+
+    import numpy as np
+
+    from fmnist.training.distillation import objective_for
+
+    teacher_config = make_config("tiny", train_subset=4000)
+    teacher = train(teacher_config, snapshot, tmp_path / "teacher.pt", show_progress=False)
+    weights = tmp_path / "teacher-run" / "weights.pt"
+    weights.parent.mkdir()
+    torch.save(
+        {"config": teacher_config.model_dump(), "state_dict": teacher.model.state_dict()}, weights
+    )
+
+    _, train_labels = snapshot.split("train")
+    shuffled = np.random.default_rng(0).permutation(train_labels)
+    noisy = dataclasses.replace(snapshot, labels={**snapshot.labels, "train": shuffled})
+    assert (shuffled[:4000] == train_labels[:4000]).mean() < 0.2
+
+    student_config = make_config(
+        "tiny",
+        train_subset=4000,
+        seed=1,
+        distill={"teachers": [str(weights.parent)], "alpha": 1.0, "temperature": 2.0},
+    )
+    objective = objective_for(student_config)
+    assert objective is not None
+    student = train(
+        student_config, noisy, tmp_path / "student.pt", show_progress=False, objective=objective
+    )
+    alone = train(
+        make_config("tiny", train_subset=4000, seed=1),
+        noisy,
+        tmp_path / "alone.pt",
+        show_progress=False,
+    )
+    assert teacher.best_val_accuracy > 0.6
+    assert student.best_val_accuracy > 0.8 * teacher.best_val_accuracy
+    assert alone.best_val_accuracy < 0.3

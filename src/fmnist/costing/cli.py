@@ -26,7 +26,7 @@ IMAGES = Path("docs/images/cost")
 
 
 def _print_tables(r: dict[str, Any]) -> None:
-    from fmnist.costing.render import usd, volume
+    from fmnist.costing.formatting import usd, volume
 
     for label in ("profile", "high"):
         per_day = r["profile"]["per_day" if label == "profile" else "high_per_day"]

@@ -3,8 +3,10 @@ next to the PNGs) and the short summary in ``docs/gcp.md``."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from fmnist.costing.formatting import markdown_table, provenance, usd, volume
+from fmnist.costing.levers_section import levers
 
 BEGIN, END = "<!-- cost_report: begin -->", "<!-- cost_report: end -->"
 GCP_BEGIN, GCP_END = "<!-- cost: begin -->", "<!-- cost: end -->"
@@ -22,53 +24,6 @@ DATA_PATH_TITLES = {
     "cloud_logging": "Cloud Logging: request and access log",
     "cloud_storage": "Cloud Storage: lake and model artifacts (fixed)",
 }
-
-
-def usd(value: float | None) -> str:
-    """Dollars with two significant digits below a dollar (``$0.0021``), ``–`` for None."""
-    if value is None:
-        return "–"
-    if value >= 100:
-        return f"${value:,.0f}"
-    if value >= 1:
-        return f"${value:,.2f}"
-    if value < 1e-9:
-        return "$0"
-    digits = 1 - math.floor(math.log10(value))
-    return f"${value:.{digits}f}"
-
-
-def volume(per_day: float | None) -> str:
-    """Predictions a day, e.g. ``1 M/day`` or ``56 k/day``; ``never`` for None."""
-    if per_day is None:
-        return "never (on the grid up to 1,000 M/day)"
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if per_day >= scale:
-            return f"{per_day / scale:.3g} {unit}/day"
-    return f"{per_day:.3g}/day"
-
-
-def provenance(r: dict[str, Any]) -> str:
-    """Where every number of the report comes from, with machines and dates."""
-    v, h = r["variants_measured"], r["throughput"]
-    return (
-        f"Computed {r['computed_at']} by `{r['command']}` from: per-variant inference measured "
-        f"{v['measured_at']} on {v['machine']} (`{r['inputs']['variants']}`, "
-        f"`benchmarks/bench_variants.py`); the HTTP path measured {h['measured_at']} on "
-        f"{h['machine']} (`{r['inputs']['http']}`, `benchmarks/bench_http.py`); training "
-        f"times of `{r['inputs']['training']}` (`fmnist benchmark`); the list prices of "
-        f"`{r['inputs']['prices']}`, each dated with its source below. **The prices are inputs "
-        "to update, not current prices.**"
-    )
-
-
-def _table(head: list[str], rows: list[list[str]], right: int = 1) -> list[str]:
-    align = ["---"] * right + ["---:"] * (len(head) - right)
-    return [
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(align) + "|",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
 
 
 def capacity_table(r: dict[str, Any]) -> list[str]:
@@ -94,7 +49,7 @@ def capacity_table(r: dict[str, Any]) -> list[str]:
         "CPU ms per HTTP request",
         "requests/s per vCPU",
     ]
-    return _table(head, rows)
+    return markdown_table(head, rows)
 
 
 def serving_table(r: dict[str, Any], label: str) -> list[str]:
@@ -112,7 +67,7 @@ def serving_table(r: dict[str, Any], label: str) -> list[str]:
             for k in keys
         ),
     ]
-    return _table(["platform", *(f"`{k}`" for k in keys)], [*rows, units])
+    return markdown_table(["platform", *(f"`{k}`" for k in keys)], [*rows, units])
 
 
 def data_path_table(r: dict[str, Any]) -> list[str]:
@@ -141,7 +96,7 @@ def data_path_table(r: dict[str, Any]) -> list[str]:
         ]
     )
     p = r["profile"]
-    return _table(
+    return markdown_table(
         ["component (USD a month)", volume(p["per_day"]), volume(p["high_per_day"])], rows
     )
 
@@ -165,7 +120,7 @@ def training_table(r: dict[str, Any]) -> list[str]:
             ]
         )
     head = ["model", "measured locally", "vCPU-hours", *instances]
-    return _table(head, rows)
+    return markdown_table(head, rows)
 
 
 def break_even_table(r: dict[str, Any]) -> list[str]:
@@ -178,7 +133,7 @@ def break_even_table(r: dict[str, Any]) -> list[str]:
         rows.append([r["platforms"][name], volume(per_day), usd(at)])
     base = r["serving"][label][ref]["cloud_run"]["usd_per_1000"]
     rows.append([r["platforms"]["cloud_run"] + " (the baseline)", "–", usd(base)])
-    return _table(
+    return markdown_table(
         [
             "platform",
             "no dearer than Cloud Run from",
@@ -186,149 +141,6 @@ def break_even_table(r: dict[str, Any]) -> list[str]:
         ],
         rows,
     )
-
-
-def levers(r: dict[str, Any]) -> list[str]:
-    """The optimisation levers with their measured or computed effect."""
-    lv, p = r["levers"], r["profile"]
-    lo, hi = volume(p["per_day"]), volume(p["high_per_day"])
-    lines = [
-        "**INT8 against FP32** (measured; serving USD per 1,000 on Cloud Run / GKE Standard):",
-        "",
-    ]
-    rows = []
-    for row in lv["int8"]:
-        for prec in ("fp32", "int8"):
-            x = row[prec]
-            rows.append(
-                [
-                    f"`{row['model']}` {prec.upper()}",
-                    f"{x['batch1_latency_ms']:.3f}",
-                    f"{x['images_per_s_256']:,.0f}",
-                    f"{x['rps_per_vcpu']:,.0f}",
-                    f"{usd(x['cloud_run_usd_per_1000']['profile'])} / "
-                    f"{usd(x['gke_standard_usd_per_1000']['profile'])}",
-                    f"{usd(x['cloud_run_usd_per_1000']['high'])} / "
-                    f"{usd(x['gke_standard_usd_per_1000']['high'])}",
-                ]
-            )
-    lines += _table(
-        ["variant", "batch-1 ms", "images/s at 256", "requests/s per vCPU", lo, hi], rows
-    )
-    b = lv["batching"]
-    lines += [
-        "",
-        "**Batching** (measured): images/s of ONNX Runtime on one thread, and the "
-        "server's microbatching (32 connections, `results/http.json`):",
-        "",
-    ]
-    lines += _table(
-        ["variant", "batch 1", "batch 32", "batch 256", "256 over 1"],
-        [
-            [
-                f"`{k}`",
-                f"{v['1']:,.0f}",
-                f"{v['32']:,.0f}",
-                f"{v['256']:,.0f}",
-                f"x{v['gain_256_over_1']:.2f}",
-            ]
-            for k, v in b["engine_images_per_s"].items()
-        ],
-    )
-    if b["server_microbatching"]:
-        lines += [
-            "",
-            *_table(
-                [
-                    "server microbatching",
-                    "server CPU ms per request",
-                    "requests/s per vCPU",
-                    f"Cloud Run per 1,000 at {lo}",
-                    f"at {hi}",
-                ],
-                [
-                    [
-                        arm,
-                        f"{v['server_cpu_ms_per_request']:.3f}",
-                        f"{v['rps_per_vcpu']:,.0f}",
-                        usd(v["cloud_run_usd_per_1000"]["profile"]),
-                        usd(v["cloud_run_usd_per_1000"]["high"]),
-                    ]
-                    for arm, v in b["server_microbatching"].items()
-                ],
-            ),
-        ]
-    m = lv["min_instances"]
-    timeout = r["assumptions"]["serving"]["cloud_run_idle_timeout_s"]
-    lines += [
-        "",
-        f"**Cloud Run minimum instances, 1 against 0** (at {lo}): min 1 costs "
-        f"{usd(m['min1_usd_per_month'])} a month against {usd(m['min0_usd_per_month'])} "
-        f"(+{usd(m['extra_usd_per_month'])}); with min 0 about "
-        f"{m['cold_starts_per_day_min0']:.2g} cold starts a day are expected here (a request "
-        f"after a quiet gap longer than the {timeout:g} s "
-        f"idle timeout, Poisson arrivals), and fewer than one a day from "
-        f"{volume(m['under_one_cold_start_a_day_from'])}: above that min 1 buys no latency.",
-        "",
-        "**Autoscaling target** (the CPU share at which instances, nodes or pods are added; "
-        "serving USD per 1,000):",
-        "",
-    ]
-    lines += _table(
-        [
-            "target",
-            f"Cloud Run {lo} / {hi}",
-            f"Vertex AI e2 {lo} / {hi}",
-            f"GKE Standard {lo} / {hi}",
-        ],
-        [
-            [f"{t['target']:.0%}"]
-            + [
-                f"{usd(t[k]['profile'])} / {usd(t[k]['high'])}"
-                for k in ("cloud_run", "vertex_e2-standard-2", "gke_standard")
-            ]
-            for t in lv["autoscaling_target"]
-        ],
-    )
-    lines += ["", "**Spot against on-demand training** (USD per run):", ""]
-    lines += _table(
-        ["model", "instance", "on demand", "spot", "saving"],
-        [
-            [
-                f"`{s['model']}`",
-                s["instance"],
-                usd(s["on_demand_usd"]),
-                usd(s["spot_usd"]),
-                f"{s['saving']:.0%}",
-            ]
-            for s in lv["spot_training"]
-        ],
-    )
-    img = lv["image_size"]
-    pay = img.get("payload_bytes") or {}
-    lines += [""]
-    if img.get("measured"):
-        lines.append(
-            f"**Image size** (measured): the full environment's site-packages "
-            f"{img['full_site_packages_mb']:,.0f} MB against the serving-only image's "
-            f"{img['serving_site_packages_mb']:,.0f} MB (`results/serve_only.json`, measured "
-            f"{img['serve_only_measured_at']}, cold start median "
-            f"{img['serving_cold_start_median_s']} s): "
-            f"{usd(img['full_usd_per_month'])} against {usd(img['serving_usd_per_month'])} a month "
-            f"of Artifact Registry for {img['versions_kept']} kept versions; the smaller image "
-            "also pulls faster on a cold start."
-        )
-    else:
-        lines.append(
-            "**Image size**: not measured (no `results/serve_only.json` or site-packages size)."
-        )
-    if pay:
-        lines.append(
-            f"A request's payload: {pay.get('png', 0):,.0f} bytes as a PNG against "
-            f"{pay.get('json', 0):,.0f} bytes as a JSON pixel array (mean of 100 images); "
-            "ingress is free on Google Cloud, so this changes latency and decode CPU, not the bill."
-        )
-    return lines
 
 
 def assumptions(r: dict[str, Any]) -> list[str]:
@@ -370,7 +182,7 @@ def assumptions(r: dict[str, Any]) -> list[str]:
 
 def prices_table(r: dict[str, Any]) -> list[str]:
     """Every price used, with its date and source."""
-    return _table(
+    return markdown_table(
         ["price", "value", "as published", "source"],
         [
             [f"`{n}`", f"{e['value']:g} {e['unit']}", e["as_published"], f"<{e['source']}>"]

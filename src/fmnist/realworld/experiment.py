@@ -15,40 +15,42 @@ preprocessed, classified and judged by the unknown rule, and compared with the m
 The thresholds of the unknown rule are the model's own (what the server applies: the
 ``abstention.min_confidence`` and ``ood.energy_threshold`` in its metadata, else
 ``serving.min_confidence``), explicit values, or calibrated on another folder's calibration fold
-(:func:`fmnist.realworld.abstention.calibrate`). :mod:`fmnist.realworld.report` writes the
-report folder; :func:`run_experiment` also tracks the run in MLflow.
+(:func:`fmnist.realworld.abstention.calibrate`). :mod:`fmnist.realworld.harness_inputs` opens
+the model and prepares the photos; :mod:`fmnist.realworld.report` writes the report folder;
+:func:`run_experiment` also tracks the run in MLflow.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fmnist import CLASS_NAMES, IMAGE_SIZE
-from fmnist.errors import FmnistError, InvalidImageError
+from fmnist import CLASS_NAMES
+from fmnist.errors import FmnistError
 from fmnist.evaluation.calibration import energy_score
-from fmnist.evaluation.unknown import UNKNOWN, Verdict, decide, energy_threshold_from_metadata
-from fmnist.imaging.decode import DEFAULT_MAX_PIXELS, decode_image
-from fmnist.imaging.preprocess import preprocess_bytes
+from fmnist.evaluation.unknown import UNKNOWN, Verdict, decide
 from fmnist.realworld.abstention import (
     DEFAULT_MAX_MAPPABLE_ABSTENTION,
-    META_FMNIST_ENERGY_THRESHOLD,
-    META_MIN_CONFIDENCE,
     AbstentionCalibration,
     calibrate,
+)
+from fmnist.realworld.harness_inputs import (
+    ModelHandle,
+    Prepared,
+    Preprocessing,
+    UInt8Array,
+    open_model,
+    prepare_all,
 )
 from fmnist.realworld.mapping import ClassMapping
 from fmnist.realworld.photos import LabelledPhoto, calibration_photos, scan_folder
@@ -56,21 +58,13 @@ from fmnist.realworld.scoring import MappingScore, check_same_classes, score_map
 
 if TYPE_CHECKING:
     from fmnist.platform.services import Services
-    from fmnist.registry.onnx_runtime import OnnxClassifier
 
-UInt8Array = npt.NDArray[np.uint8]
-Preprocessing = Literal["grabcut", "colour", "naive"]
-PREPROCESSINGS: tuple[Preprocessing, ...] = ("grabcut", "colour", "naive")
 TARGETS: dict[str, tuple[str, float]] = {
     "mappable_accuracy": (">=", 0.75),
     "unmappable_abstention": (">=", 0.60),
     "mappable_abstention": ("<=", 0.15),
 }
 """The issue's targets on held-out photos: metric -> (comparison, value)."""
-
-
-class ExperimentError(FmnistError):
-    """The experiment cannot run (model not found, unreadable photo, bad option)."""
 
 
 class HarnessConfig(BaseModel):
@@ -91,127 +85,6 @@ class HarnessConfig(BaseModel):
     calibrate_on: Path | None = Field(None, description="calibrate on this folder's fold")
     max_mappable_abstention: float = Field(DEFAULT_MAX_MAPPABLE_ABSTENTION, ge=0, lt=1)
     limit: int | None = Field(None, ge=1, description="photos per class")
-
-
-@dataclass(frozen=True)
-class ModelHandle:
-    """An opened model: where it came from and what the server would apply with it."""
-
-    name: str
-    version: int | None
-    reference: str
-    path: Path
-    classifier: OnnxClassifier
-    temperature: float
-    energy_threshold: float | None
-    min_confidence: float | None
-    """From the model's metadata (a calibrated floor), else None."""
-    fmnist_energy_threshold: float | None
-    """The energy threshold from Fashion-MNIST validation (``ood.fmnist_energy_threshold`` of a
-    photo-calibrated model, else ``ood.energy_threshold``)."""
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One photo as the model saw it."""
-
-    pixels: UInt8Array
-    foreground_fraction: float
-    bbox: tuple[int, int, int, int] | None
-    wall_ms: float
-    cpu_ms: float
-
-
-def open_model(services: Services, reference: str) -> ModelHandle:
-    """A ``.onnx`` file, or a registry reference as ``?model=`` takes it (``champion``, ``3``,
-    ``fmnist-photos``, ``fmnist-photos@champion``). Raises :class:`ExperimentError`."""
-    from fmnist.registry.onnx_runtime import OnnxClassifier
-
-    path = Path(reference)
-    if path.suffix == ".onnx":
-        if not path.is_file():
-            raise ExperimentError(f"model file not found: {path}")
-        classifier = OnnxClassifier(path)
-        name, version = classifier.metadata.get("run_id", path.stem), None
-    else:
-        from fmnist.registry.references import MODEL_FILE, download_version, resolve_reference
-
-        settings = services.settings
-        try:
-            registry, info = resolve_reference(services.registry, reference)
-            root = services.settings.home / "serving" / "models"
-            folder = download_version(registry, info.version, root / info.name / str(info.version))
-        except FmnistError as exc:
-            raise ExperimentError(f"model {reference!r}: {exc}") from exc
-        path = folder / MODEL_FILE
-        classifier = OnnxClassifier(path, intra_op_threads=settings.serving.intra_op_threads)
-        name, version = info.name, info.version
-    floor = classifier.metadata.get(META_MIN_CONFIDENCE)
-    fmnist_energy = classifier.metadata.get(META_FMNIST_ENERGY_THRESHOLD)
-    return ModelHandle(
-        name=name,
-        version=version,
-        reference=reference,
-        path=path,
-        classifier=classifier,
-        temperature=classifier.temperature or 1.0,
-        energy_threshold=energy_threshold_from_metadata(classifier.metadata),
-        min_confidence=float(floor) if floor is not None else None,
-        fmnist_energy_threshold=(
-            float(fmnist_energy)
-            if fmnist_energy is not None
-            else energy_threshold_from_metadata(classifier.metadata)
-        ),
-    )
-
-
-def naive_input(data: bytes) -> UInt8Array:
-    """Grayscale and squash to 28x28: what a client that knows nothing about the model sends."""
-    image = decode_image(data, max_pixels=DEFAULT_MAX_PIXELS)
-    pixels: UInt8Array = np.asarray(
-        image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX), dtype=np.uint8
-    )
-    return pixels
-
-
-def prepare(photo: LabelledPhoto, preprocessing: Preprocessing) -> Prepared:
-    """Read and preprocess one photo, timing the preprocessing (decoding included)."""
-    data = photo.path.read_bytes()
-    wall, cpu = time.perf_counter(), time.thread_time()
-    try:
-        if preprocessing == "naive":
-            pixels, fraction, bbox = naive_input(data), 1.0, None
-        else:
-            result = preprocess_bytes(data, segmentation=preprocessing)
-            pixels, fraction, bbox = result.pixels, result.foreground_fraction, result.bbox
-    except InvalidImageError as exc:
-        raise ExperimentError(f"{photo.path}: {exc}") from exc
-    return Prepared(
-        pixels,
-        fraction,
-        bbox,
-        (time.perf_counter() - wall) * 1e3,
-        (time.thread_time() - cpu) * 1e3,
-    )
-
-
-def prepare_all(
-    photos: list[LabelledPhoto], preprocessing: Preprocessing, *, show_progress: bool = True
-) -> list[Prepared]:
-    """:func:`prepare` every photo, with a progress bar."""
-    out: list[Prepared] = []
-    with Progress(
-        TextColumn(f"[bold]{preprocessing}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not show_progress,
-    ) as progress:
-        task = progress.add_task("photos", total=len(photos))
-        for photo in photos:
-            out.append(prepare(photo, preprocessing))
-            progress.advance(task)
-    return out
 
 
 def _limit(photos: list[LabelledPhoto], per_class: int | None) -> list[LabelledPhoto]:

@@ -58,6 +58,20 @@ def train_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run as JSON (for pipelines).")
     ] = False,
+    teacher: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--teacher",
+            help="Distil from this trained run (weights.pt, run folder or run id); repeat for "
+            "an ensemble of teachers.",
+        ),
+    ] = None,
+    distill_temperature: Annotated[
+        float, typer.Option("--distill-temperature", min=0.1, max=20.0)
+    ] = 4.0,
+    distill_alpha: Annotated[
+        float, typer.Option("--distill-alpha", min=0.0, max=1.0, help="Weight of soft targets.")
+    ] = 0.7,
     nproc: Annotated[
         int,
         typer.Option(
@@ -92,6 +106,11 @@ def train_command(
         precision=precision,
         max_minutes=max_minutes,
         train_subset=train_subset,
+        distill=(
+            {"teachers": teacher, "temperature": distill_temperature, "alpha": distill_alpha}
+            if teacher
+            else None
+        ),
     )
     with process_group():
         from fmnist.training.distributed import is_primary
@@ -102,7 +121,10 @@ def train_command(
 
             data = load_snapshot(app_ctx.services.storage, snapshot)
             path = checkpoint_path(app_ctx.settings, config, data.snapshot_id)
-            train(config, data, path, resume=resume, show_progress=False)
+            from fmnist.training.distillation import objective_for
+
+            objective = objective_for(config, app_ctx.settings.home / "runs")
+            train(config, data, path, resume=resume, show_progress=False, objective=objective)
             return
         trained = train_and_log(
             app_ctx.services,

@@ -21,6 +21,19 @@ class AugmentConfig(BaseModel):
     erasing_p: float = Field(0.0, ge=0, le=1)
 
 
+class DistillConfig(BaseModel):
+    """Knowledge distillation (see :mod:`fmnist.training.distillation`): the teachers' soft
+    targets at ``temperature``, weighted ``alpha`` against the labels' cross-entropy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teachers: list[str] = Field(
+        min_length=1, description="weights.pt files, run folders or run ids of trained teachers"
+    )
+    temperature: float = Field(4.0, gt=0, le=20)
+    alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft-target term")
+
+
 class TrainConfig(BaseModel):
     """Everything that determines a training run; the same config and seed give the same model."""
 
@@ -46,10 +59,13 @@ class TrainConfig(BaseModel):
     max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
     train_subset: int | None = Field(None, ge=10, description="use the first N train images")
     eval_batch_size: int = Field(1024, ge=1)
+    distill: DistillConfig | None = Field(None, description="train on teachers' soft targets")
 
     def config_hash(self) -> str:
         """A short hash of the fields that change the trained model (not threads or budget)."""
         relevant = self.model_dump(exclude={"threads", "max_minutes", "eval_batch_size"})
+        if relevant["distill"] is None:  # runs without distillation keep their earlier hashes
+            del relevant["distill"]
         return digest_json(relevant, length=12)
 
 
@@ -60,6 +76,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 5,
         "lr": 4e-3,
         "augment": {"crop_padding": 0, "hflip_p": 0.0},
+        "label_smoothing": 0.0,
+    },
+    "student": {
+        # The quick CNN's architecture (what serving can afford) with a longer, augmented
+        # recipe: the student of knowledge distillation (`fmnist train --teacher ...`), and the
+        # same recipe trained alone as its control.
+        "model_options": {"widths": [32, 64, 128], "convs_per_stage": 1},
+        "epochs": 20,
+        "lr": 4e-3,
+        "augment": {"erasing_p": 0.25},
         "label_smoothing": 0.0,
     },
     "tiny": {
@@ -105,7 +131,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "precision": "fp32",
     },
 }
-"""Named configs: ``default`` (the full CNN run), ``quick`` (about a minute), ``tiny`` (tests),
+"""Named configs: ``default`` (the full CNN run), ``quick`` (about a minute), ``student`` (the
+quick architecture with a longer augmented recipe, for distillation), ``tiny`` (tests),
 and one per leaderboard architecture (``mlp``, ``resnet``, ``vit``; the CNN is ``default``, and
 ``cnn-long`` the same CNN for 30 epochs with random erasing)."""
 

@@ -21,6 +21,7 @@ from fmnist.registry.onnx_export import ParityReport, export_onnx_checked
 from fmnist.registry.runs import flatten_params
 from fmnist.runtime_info import git_commit, hardware, package_versions
 from fmnist.training.config import TrainConfig
+from fmnist.training.distillation import objective_for
 from fmnist.training.distributed import world
 from fmnist.training.trainer import TrainResult, predict_logits, train
 
@@ -95,9 +96,11 @@ def train_and_log(
         "fmnist.config_hash": config.config_hash(),
         "mlflow.source.git.commit": git_commit(),
     }
+    objective = objective_for(config, settings.home / "runs")  # teachers load before the run
     run_name = f"{config.model}-{config.config_hash()}"
     with registry.start_run(run_name, tags) as run_id:
-        params: dict[str, object] = flatten_params(config.model_dump())
+        dumped = config.model_dump(exclude={"distill"} if config.distill is None else None)
+        params: dict[str, object] = flatten_params(dumped)
         params |= {"snapshot_id": snapshot.snapshot_id, "config_hash": config.config_hash()}
         params |= {f"version.{k}": v for k, v in package_versions().items()}
         params |= {f"hardware.{k}": v for k, v in hardware().items()}
@@ -110,6 +113,7 @@ def train_and_log(
             checkpoint_path(settings, config, snapshot.snapshot_id),
             resume=resume,
             show_progress=show_progress,
+            objective=objective,
         )
         for record in result.history:
             registry.log_metrics(

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from fmnist import CLASS_NAMES, cli
 from fmnist.evaluation.unknown import UNKNOWN, Verdict
 from fmnist.realworld.cli import default_also_mappings, mapping_lines
-from fmnist.realworld.experiment import ExperimentResult, Prepared
+from fmnist.realworld.experiment import ExperimentResult
+from fmnist.realworld.harness_inputs import Prepared
 from fmnist.realworld.mapping import load_mapping, parse_mapping
 from fmnist.realworld.photos import LabelledPhoto
 from fmnist.realworld.report import (
