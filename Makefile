@@ -119,12 +119,13 @@ docs: $(STAMP) ## Build the documentation site into site/ (mkdocs --strict; refe
 	@bash scripts/vendor-mermaid.sh
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-bench: data ## Run the benchmarks and print measured figures (about 26 minutes: the fuzzing 4, the soak 11)
+bench: data ## Run the benchmarks and print measured figures (about 35 minutes: the fuzzing 4, the soak 11)
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_onnx.py
 	$(BIN)/python benchmarks/bench_train.py --preset quick
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_http.py
+	$(BIN)/python benchmarks/bench_http.py --home benchmarks/results/home-default --preset default --core-only --output benchmarks/results/http-served-default.json
 	$(BIN)/python benchmarks/bench_fuzz.py
 	$(BIN)/python benchmarks/bench_soak.py --photos "$(PHOTOS_DIR)/validation"
 

@@ -143,21 +143,51 @@ def run_cli(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([str(FMNIST), *args], env=env, check=True)
 
 
-def ensure_champion(home: Path) -> dict[str, str]:
-    """Environment for a home with a champion, training a quick model first if needed."""
+def ensure_champion(home: Path, preset: str = "quick") -> dict[str, str]:
+    """Environment for a home with a champion, training ``preset`` first if needed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FMNIST_")}
     env["FMNIST_HOME"] = str(home)
     shown = subprocess.run(
         [str(FMNIST), "models", "show", "champion"], env=env, capture_output=True, check=False
     )
     if shown.returncode != 0:
-        print(f"no champion in {home}: training a quick model first (a few minutes)")
+        print(f"no champion in {home}: training the {preset} preset first (minutes)")
         home.mkdir(parents=True, exist_ok=True)
         train_env = {**env, **LOW_GATES}
         run_cli(["data", "snapshot"], train_env)
-        run_cli(["train", "--preset", "quick", "--no-progress"], train_env)
+        run_cli(["train", "--preset", preset, "--no-progress"], train_env)
         run_cli(["evaluate", "--no-quantize"], train_env)
     return env
+
+
+def served_model(env: dict[str, str]) -> dict[str, Any]:
+    """Which model the benchmark measures: the home's champion, its architecture and size."""
+    shown = subprocess.run(
+        [str(FMNIST), "models", "show", "champion"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info = json.loads(shown.stdout)
+    model: dict[str, Any] = {
+        "name": info["name"],
+        "version": info["version"],
+        "run_id": info.get("run_id"),
+        "test_accuracy": float(info["tags"]["test_accuracy"])
+        if "test_accuracy" in info["tags"]
+        else None,
+    }
+    if info.get("run_id"):
+        from fmnist.composition import build_services
+        from fmnist.config import load_settings
+
+        os.environ["FMNIST_HOME"] = env["FMNIST_HOME"]
+        params = build_services(load_settings().settings).registry().run_params(info["run_id"])
+        model["architecture"] = params.get("model")
+        model["widths"] = params.get("model_options.widths", "default")
+        model["parameters"] = int(params["parameters"]) if "parameters" in params else None
+    return model
 
 
 def multipart_body(png: bytes) -> bytes:
@@ -569,6 +599,15 @@ def main() -> int:
     parser.add_argument("--fixed-seconds", type=float, default=60.0)
     parser.add_argument("--peak-seconds", type=float, default=15.0)
     parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
+    parser.add_argument(
+        "--preset", default="quick", help="what to train when --home has no champion"
+    )
+    parser.add_argument(
+        "--core-only",
+        action="store_true",
+        help="only the fixed rate and the peaks (no micro-batching, log or worker phases)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="the result file")
     parser.add_argument("--skip-engines", action="store_true", help="no ORT/torch comparison")
     parser.add_argument(
         "--ab-rounds", type=int, default=3, help="alternating log on/off rounds at 32 connections"
@@ -581,7 +620,7 @@ def main() -> int:
         return 2
     started = time.perf_counter()
     home = args.home.resolve()
-    env = ensure_champion(home)
+    env = ensure_champion(home, args.preset)
     work = Path(tempfile.mkdtemp(prefix="fmnist-bench-http-"))
     body_path = work / "body.multipart"
     body_path.write_bytes(multipart_body(sample_png(home)))
@@ -593,6 +632,7 @@ def main() -> int:
         "(127.0.0.1); one 28x28 PNG per request (multipart)",
         "load_average_start": load_average(),
         "targets": TARGETS,
+        "model": served_model(env),
     }
 
     def fixed_args(port: int) -> list[str]:
@@ -617,6 +657,8 @@ def main() -> int:
             figures = measured(pid, peak, port, body_path, connections, args.peak_seconds)
             results["peak"].append(figures)
             print(f"peak {connections}: {figures}", flush=True)
+    if args.core_only:
+        return write_core(results, args.output, started, work)
     with server(env, False, work / "server-off.log") as (port, pid):
         peak(port, body_path, 8, 2)
         off = measured(pid, peak, port, body_path, 32, args.peak_seconds)
@@ -663,12 +705,39 @@ def main() -> int:
             for r in results["two_workers"]
         ),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results, best)
     shutil.rmtree(work, ignore_errors=True)
-    print(f"\nwrote {RESULTS} ({results['seconds']} s in all)")
-    print(f"wrote {render_serving_doc(results)}")
+    print(f"\nwrote {args.output} ({results['seconds']} s in all)")
+    if args.output.resolve() == RESULTS.resolve():
+        print(f"wrote {render_serving_doc(results)}")
+        from figures import refresh_after  # the pages that read http.json
+
+        refresh_after(args.output)
+    return 0
+
+
+def write_core(results: dict[str, Any], output: Path, started: float, work: Path) -> int:
+    """Finish a ``--core-only`` run: the fixed rate and peaks with their verdict, written."""
+    fixed = results["fixed_rate"]
+    results["load_average_end"] = load_average()
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["verdict"] = {
+        "fixed_rate_p95_ok": fixed["p95_ms"] <= TARGETS["fixed_rate_p95_ms"],
+        "throughput_ok": any(
+            r["rps"] >= TARGETS["throughput_rps"] and r["p95_ms"] < TARGETS["throughput_p95_ms"]
+            for r in results["peak"]
+        ),
+        "zero_errors": all(r["errors"] == 0 for r in [fixed, *results["peak"]]),
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {output} ({results['seconds']} s in all)")
+    from figures import refresh_after  # the served-model table of docs/serving.md
+
+    refresh_after(output)
     return 0
 
 

@@ -381,6 +381,14 @@ SECTIONS: tuple[Section, ...] = (
         command="python benchmarks/bench_distill.py (--render re-renders)",
     ),
     Section(
+        "served_models",
+        DOCS / "serving.md",
+        (RESULTS / "http-served-default.json", RESULTS / "http.json"),
+        "python benchmarks/bench_http.py --preset default --core-only --output "
+        "benchmarks/results/http-served-default.json",
+        lambda: load("http_report.py").render_served_section(),
+    ),
+    Section(
         "slo_alerts",
         DOCS / "slos.md",
         (REPO / "monitoring" / "prometheus" / "rules" / "fmnist-alerts.yml",),

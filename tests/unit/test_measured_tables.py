@@ -295,3 +295,38 @@ def test_explanation_models_are_named_by_their_preset() -> None:
     assert explain_report.model_label({"model": "mlp", "model_options": {"hidden": 7}}).startswith(
         "mlp "
     )
+
+
+def test_the_served_model_table_names_each_model_and_judges_both_targets() -> None:
+    http_report = figures.load("http_report.py")
+
+    def result(p95_fixed: float, peaks: list[tuple[int, float, float]], model: Any) -> Any:
+        return {
+            "measured_at": "2026-12-07T16:00:00+00:00",
+            "machine": {"cpu": "CPU X", "cores_usable": 2},
+            "targets": {
+                "fixed_rate_p95_ms": 2.0,
+                "throughput_rps": 2000.0,
+                "throughput_p95_ms": 20,
+            },
+            "fixed_rate": {"rate_rps": 200.0, "p95_ms": p95_fixed},
+            "peak": [{"connections": c, "rps": rps, "p95_ms": p95} for c, rps, p95 in peaks],
+            "verdict": {
+                "fixed_rate_p95_ok": p95_fixed <= 2.0,
+                "throughput_ok": any(rps >= 2000 and p95 < 20 for _, rps, p95 in peaks),
+            },
+            **({"model": model} if model else {}),
+        }
+
+    default = {"name": "fmnist-classifier", "version": 3, "architecture": "cnn"}
+    default |= {"widths": "default", "parameters": 298410, "test_accuracy": 0.9406}
+    served = result(5.4, [(1, 500.0, 2.5), (8, 850.0, 12.0), (32, 900.0, 45.0)], default)
+    quick = result(1.9, [(8, 2100.0, 9.0), (32, 2200.0, 25.0)], None)
+    table = http_report.render_served(served, quick)
+    served_row, quick_row = table.splitlines()[-3:-1]
+    assert "fmnist-classifier v3 (cnn, widths default, 298,410 parameters" in served_row
+    assert "850 requests/s (p95 12.0 ms, 8 connections)" in served_row
+    assert "**not met**" in served_row
+    assert "predates the model field" in quick_row
+    assert "2,100 requests/s (p95 9.0 ms, 8 connections)" in quick_row
+    assert "| met |" in quick_row
