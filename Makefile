@@ -132,6 +132,10 @@ bench: data ## Run the benchmarks and print measured figures (about 35 minutes: 
 bench-train: data ## Time the default training preset on the full data (about 5 minutes)
 	$(BIN)/python benchmarks/bench_train.py --preset default
 
+.PHONY: pareto
+pareto: data ## Train the Pareto table's models in data/pareto (resumable; about 2.5 hours on 2 cores), measure them
+	$(BIN)/python benchmarks/bench_pareto.py --home data/pareto --train
+
 .PHONY: video
 video: data ## Record the demo video of the real system (build/video: MP4, subtitles, poster; a few minutes)
 	@bash scripts/install-browser.sh

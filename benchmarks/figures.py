@@ -186,9 +186,10 @@ def _faithfulness() -> str:
 
 
 def _leaderboard() -> str:
-    from fmnist.pipelines.leaderboard_page import read_rows, render_markdown
+    from fmnist.pipelines.leaderboard_page import kept_sections, read_rows, render_markdown
 
-    text: str = render_markdown(read_rows(DOCS / "benchmarks.json"))
+    page = DOCS / "benchmarks.md"
+    text: str = render_markdown(read_rows(DOCS / "benchmarks.json"), kept_sections(page))
     return text
 
 
@@ -371,6 +372,15 @@ SECTIONS: tuple[Section, ...] = (
         (),
         "python benchmarks/figures.py kpis (reads the result files that exist)",
         _kpis,
+    ),
+    _marked(
+        "pareto",
+        "benchmarks.md",
+        "benchmarks/results/pareto.json",
+        "bench_pareto.py",
+        lambda m, r: wrapped(m.BEGIN, m.END, m.render(r)),
+        module="pareto_report.py",
+        command="python benchmarks/bench_pareto.py (--render re-renders)",
     ),
     _marked(
         "distillation",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import kpi_report
+import pareto_report
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -39,6 +40,7 @@ INPUTS: dict[str, Path] = {
     "soak": RESULTS / "soak.json",
     "real_photos": RESULTS / "real_photos.json",
     "distillation": RESULTS / "distillation.json",
+    "pareto": RESULTS / "pareto.json",
 }
 """The result files the table reads, by name (besides those of the KPI table)."""
 
@@ -221,6 +223,18 @@ def distillation_row(r: Results) -> Row:
         "`python benchmarks/bench_distill.py`",
         r,
         value,
+    )
+
+
+def pareto_row(r: Results) -> Row:
+    """The Pareto table's headline: the most accurate model, and the best within budget."""
+    return _row(
+        "Model choice",
+        "docs/benchmarks.md#accuracy-per-cpu-minute-and-per-millisecond-the-pareto-table",
+        "pareto",
+        "`python benchmarks/bench_pareto.py`",
+        r,
+        pareto_report.headline,
     )
 
 
@@ -441,6 +455,7 @@ ROWS: tuple[Callable[[Results], Row], ...] = (
     default_model_row,
     onnx_row,
     distillation_row,
+    pareto_row,
     served_http_row,
     http_row,
     batch_row,

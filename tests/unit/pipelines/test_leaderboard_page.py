@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from fmnist.pipelines.leaderboard_page import (
+    KEPT_MARKER,
     LeaderboardRow,
+    kept_sections,
     merge_rows,
     read_rows,
     render_markdown,
@@ -28,9 +30,28 @@ def rows() -> list[LeaderboardRow]:
 def test_the_published_page_is_the_rendering_of_the_published_rows(
     rows: list[LeaderboardRow],
 ) -> None:
-    """``fmnist benchmark`` writes both files from the same rows, so they must agree."""
+    """``fmnist benchmark`` writes both files from the same rows, so they must agree (the
+    sections of other tools after the kept marker aside)."""
     assert rows
-    assert render_markdown(rows) == (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    page = DOCS / "benchmarks.md"
+    kept = kept_sections(page)
+    assert kept.startswith(KEPT_MARKER)
+    assert render_markdown(rows, kept) == page.read_text(encoding="utf-8")
+
+
+def test_rewriting_the_leaderboard_keeps_the_sections_of_other_tools(
+    rows: list[LeaderboardRow], tmp_path: Path
+) -> None:
+    page = tmp_path / "benchmarks.md"
+    kept = (
+        f"{KEPT_MARKER}\n\n## Pareto\n\n<!-- pareto: begin -->\nkept text\n<!-- pareto: end -->\n"
+    )
+    page.write_text("# Old leaderboard\n\nold rows\n\n" + kept, encoding="utf-8")
+    write_outputs(tmp_path, rows[:2])
+    text = page.read_text(encoding="utf-8")
+    assert "old rows" not in text and text.endswith(kept)
+    assert text.startswith(render_markdown(rows[:2]).rstrip())
+    assert kept_sections(tmp_path / "absent.md") == ""
 
 
 def test_rows_without_classical_models_say_the_baselines_were_not_run(
