@@ -220,11 +220,14 @@ def server(
     *,
     prediction_log: bool = True,
     workers: int = 1,
+    settings: dict[str, str] | None = None,
 ) -> Any:
-    """A ``fmnist serve`` process on a free port; yields (port, pid)."""
+    """A ``fmnist serve`` process on a free port (``settings``: more ``FMNIST_*`` variables);
+    yields (port, pid)."""
     port = free_port()
     server_env = {
         **env,
+        **(settings or {}),
         "FMNIST_SERVING__WORKERS": str(workers),
         "FMNIST_SERVING__MICROBATCHING": str(microbatching).lower(),
         "FMNIST_MONITORING__LOG_ENABLED": str(prediction_log).lower(),
@@ -669,6 +672,7 @@ def main() -> int:
         "on_over_off_rps": round(results["peak"][-1]["rps"] / off["rps"], 3),
     }
     print(f"micro-batching off, 32: {off}", flush=True)
+    results["inline"] = inline_ablation(env, work, body_path, results["peak"][0], args.peak_seconds)
     with server(env, True, work / "server-nolog.log", prediction_log=False) as (port, pid):
         no_log_fixed = measured(pid, run_loadgen, fixed_args(port))
         peak(port, body_path, 8, 2)
@@ -766,6 +770,24 @@ def log_overhead(
             "on": statistics.median(r["server_cpu_ms_per_request"] for r in on_runs),
             "off": statistics.median(r["server_cpu_ms_per_request"] for r in off_runs),
         },
+    }
+
+
+def inline_ablation(
+    env: dict[str, str], work: Path, body_path: Path, on: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """One connection with a lone request's model call on the inference thread
+    (``serving.microbatch_inline_max=0``) against on the event loop (the default, ``on``)."""
+    settings = {"FMNIST_SERVING__MICROBATCH_INLINE_MAX": "0"}
+    with server(env, True, work / "server-thread.log", settings=settings) as (port, pid):
+        peak(port, body_path, 8, 2)
+        off = measured(pid, peak, port, body_path, 1, seconds)
+    print(f"lone requests on the inference thread, 1: {off}", flush=True)
+    return {
+        "connections": 1,
+        "on": on,
+        "off": off,
+        "on_over_off_rps": round(on["rps"] / off["rps"], 3),
     }
 
 

@@ -58,6 +58,9 @@ def render_section(results: dict[str, Any]) -> str:
     ]
     lines += [_row(f"log on: peak, {_connections(r['connections'])}", r) for r in results["peak"]]
     lines.append(_row("log on: peak, 32, micro-batching off", results["microbatching"]["off"]))
+    inline = results.get("inline")
+    if inline:
+        lines.append(_row("log on: peak, 1, lone requests on the inference thread", inline["off"]))
     lines.append(_row("log off: fixed rate", log["off"]["fixed_rate"]))
     lines += [_row(f"log off: peak, {r['connections']} connections", r) for r in log["off"]["peak"]]
     for arm in ("off", "on"):
@@ -81,6 +84,19 @@ def render_section(results: dict[str, Any]) -> str:
         f"{cpu['off']:.3f} ms per request; fixed-rate p95 "
         f"{log['fixed_rate_p95_on_minus_off_ms']:+.2f} ms.",
         "",
+        *(
+            [
+                f"**Lone requests on the event loop** (`serving.microbatch_inline_max` 1, the "
+                f"default, against 0): {inline['on']['rps']:,.0f} against "
+                f"{inline['off']['rps']:,.0f} requests/s at one connection "
+                f"({inline['on_over_off_rps']:.2f}x), server CPU "
+                f"{inline['on']['server_cpu_ms_per_request']:.2f} against "
+                f"{inline['off']['server_cpu_ms_per_request']:.2f} ms per request.",
+                "",
+            ]
+            if inline
+            else []
+        ),
         "**Cost contract** (log on): p95 at the fixed rate "
         f"{fixed['p95_ms']:.2f} ms (target <= {targets['fixed_rate_p95_ms']} ms: "
         f"{_met(verdict['fixed_rate_p95_ok'])}); best peak, one worker, {best['rps']:,.0f} "

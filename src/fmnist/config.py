@@ -181,6 +181,13 @@ class ServingSettings(_Section):
     microbatching: bool = True
     microbatch_max_wait_ms: float = Field(2.0, ge=0, le=100)
     microbatch_max_size: int = Field(64, ge=1, le=4096)
+    microbatch_inline_max: int = Field(
+        1,
+        ge=0,
+        le=4096,
+        description="batches up to this size found while no batch runs are run on the event "
+        "loop, without a thread hop (0: always on the inference thread)",
+    )
     reload_interval_s: float = Field(
         30.0, ge=0, description="poll the registry for a new champion; 0 disables"
     )

@@ -330,3 +330,17 @@ def test_the_served_model_table_names_each_model_and_judges_both_targets() -> No
     assert "predates the model field" in quick_row
     assert "2,100 requests/s (p95 9.0 ms, 8 connections)" in quick_row
     assert "| met |" in quick_row
+
+
+def test_the_serving_section_shows_the_inline_phase_only_when_measured() -> None:
+    http_report = figures.load("http_report.py")
+    results = json.loads((figures.REPO / "benchmarks/results/http.json").read_text())
+    results.pop("inline", None)
+    assert "inference thread" not in http_report.render_section(results)
+
+    lone = copy.deepcopy(results["peak"][0])
+    off = lone | {"rps": lone["rps"] / 2, "server_cpu_ms_per_request": 3.5}
+    results["inline"] = {"connections": 1, "on": lone, "off": off, "on_over_off_rps": 2.0}
+    section = http_report.render_section(results)
+    assert "| log on: peak, 1, lone requests on the inference thread |" in section
+    assert "(2.00x)" in section and "against 3.50 ms per request" in section

@@ -24,11 +24,13 @@ class Recorder:
         self.seconds = seconds
         self.fail = fail
         self.batches: list[tuple[str, int]] = []
+        self.threads: list[int] = []
         self.lock = threading.Lock()
 
     def __call__(self, key: str, images: npt.NDArray[np.uint8]) -> Arrays:
         with self.lock:
             self.batches.append((key, len(images)))
+            self.threads.append(threading.get_ident())
         time.sleep(self.seconds)
         if self.fail:
             raise RuntimeError(f"model {key} failed")
@@ -62,8 +64,57 @@ def test_concurrent_calls_share_batches_and_get_their_own_rows(
         return [float(logits[0]) for logits, _ in results]
 
     assert run(main()) == [float(v) for v in range(20)]
-    # The first call runs at once (the worker was idle); the rest queue behind it as one batch.
-    assert model.batches == [("m", 1), ("m", 19)]
+    # The calls of one event-loop turn, made while the worker was idle, form one batch.
+    assert model.batches == [("m", 20)]
+
+
+def test_calls_made_while_a_batch_runs_queue_behind_it(executor: ThreadPoolExecutor) -> None:
+    model = Recorder(seconds=0.05)
+    batcher: MicroBatcher[str] = MicroBatcher(model, executor, max_size=64, max_wait_s=1.0)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.predict("m", image(0)))
+        await asyncio.sleep(0.01)  # the first batch is running on the worker
+        await asyncio.gather(first, *(batcher.predict("m", image(v)) for v in range(1, 8)))
+
+    run(main())
+    assert model.batches == [("m", 1), ("m", 7)]
+
+
+def test_small_batches_run_on_the_loop_and_larger_ones_on_the_worker(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = Recorder()
+    batcher: MicroBatcher[str] = MicroBatcher(
+        model, executor, max_size=64, max_wait_s=1.0, inline_max=2
+    )
+
+    async def main() -> list[float]:
+        lone = await batcher.predict("m", image(7))
+        pair = await asyncio.gather(*(batcher.predict("m", image(v)) for v in (1, 2)))
+        many = await asyncio.gather(*(batcher.predict("m", image(v)) for v in range(3)))
+        return [float(r[0][0]) for r in (lone, *pair, *many)]
+
+    loop_thread = threading.get_ident()
+    assert run(main()) == [7.0, 1.0, 2.0, 0.0, 1.0, 2.0]
+    assert model.batches == [("m", 1), ("m", 2), ("m", 3)]
+    assert model.threads[:2] == [loop_thread, loop_thread]
+    assert model.threads[2] != loop_thread
+
+
+def test_an_inline_failure_reaches_every_caller(executor: ThreadPoolExecutor) -> None:
+    batcher: MicroBatcher[str] = MicroBatcher(
+        Recorder(fail=True), executor, max_size=64, max_wait_s=1.0, inline_max=4
+    )
+
+    async def main() -> list[BaseException | Arrays]:
+        return await asyncio.gather(
+            *(batcher.predict("m", image(v)) for v in range(3)), return_exceptions=True
+        )
+
+    results = run(main())
+    assert isinstance(results, list)
+    assert all(isinstance(r, RuntimeError) for r in results) and len(results) == 3
 
 
 def test_lone_request_does_not_wait_for_max_wait(executor: ThreadPoolExecutor) -> None:
@@ -134,3 +185,5 @@ def test_a_failure_reaches_every_caller_of_the_batch(executor: ThreadPoolExecuto
 def test_invalid_limits_are_rejected(executor: ThreadPoolExecutor) -> None:
     with pytest.raises(ValueError, match="max_size"):
         MicroBatcher(Recorder(), executor, max_size=0, max_wait_s=0.0)
+    with pytest.raises(ValueError, match="inline_max"):
+        MicroBatcher(Recorder(), executor, max_size=1, max_wait_s=0.0, inline_max=-1)

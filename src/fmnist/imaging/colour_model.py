@@ -11,6 +11,8 @@ alone for a grey image. k-means and Otsu are OpenCV's, started and binned determ
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import numpy.typing as npt
 
@@ -20,6 +22,7 @@ from fmnist.imaging.opencv import cv2
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.intp]
+Scalar = TypeVar("Scalar", bound=np.generic)
 
 _CLUSTERS = 3  # background colour clusters
 _MIN_CLUSTER_SHARE = 0.1  # smaller border clusters are the garment touching the edge
@@ -46,7 +49,7 @@ def colour_features(pixels: FloatArray) -> tuple[FloatArray, FloatArray]:
     return lum, np.stack([lum, r - g, (r + g) / 2 - b])
 
 
-def border_ring(a: npt.NDArray[np.float32], width: int) -> FloatArray:
+def border_ring(a: npt.NDArray[Scalar], width: int) -> npt.NDArray[Scalar]:
     """The values within ``width`` of the image edge of ``(..., h, w)``, as ``(..., n)``."""
     lead = a.shape[:-2]
     parts = (

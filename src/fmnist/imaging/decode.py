@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import struct
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -99,9 +100,40 @@ def _pillow_bomb(data: bytes, error: Exception, max_pixels: int) -> InvalidImage
     return InvalidImageError("too_large", f"image is {found}, above the limit of {max_pixels:,}")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_MODES: dict[tuple[int, int], str] = {
+    (8, 0): "L",
+    (8, 2): "RGB",
+    (8, 4): "LA",
+    (8, 6): "RGBA",
+    (1, 3): "P",
+    (2, 3): "P",
+    (4, 3): "P",
+    (8, 3): "P",
+}
+"""Pillow's mode of an 8-bit or palette PNG by (bit depth, colour type); others go to Pillow."""
+_ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"})
+"""The ``info`` keys of a PNG from which Pillow reads an orientation."""
+
+
+def _png_header(data: bytes) -> tuple[int, int, str] | None:
+    """Width, height and Pillow mode from a PNG's IHDR chunk (the first, by the standard), for
+    the common modes; None leaves the header to Pillow."""
+    if len(data) < 33 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    mode = _PNG_MODES.get((depth, colour))
+    if mode is None or width == 0 or height == 0:
+        return None
+    return width, height, mode
+
+
 def header_info(data: bytes) -> tuple[int, int, str] | None:
     """Width, height and Pillow mode from the header alone (no pixel decoded, bypassing
     Pillow's bomb check), or None when no accepted format can read the header."""
+    png = _png_header(data)  # the common upload, read without Pillow's parser (~20 us)
+    if png is not None:
+        return png
     prefix = data[:16]
     Image.init()
     for name in ACCEPTED_FORMATS:
@@ -193,6 +225,8 @@ def load_oriented(
         raise InvalidImageError(
             "corrupt", f"{what} data is corrupt ({type(error).__name__}: {error})"
         ) from error
+    if image.format == "PNG" and not _ORIENTATION_SOURCES & image.info.keys():
+        return image, (width, height)  # no EXIF or XMP block: nothing can rotate it
     try:
         orientation = int(image.getexif().get(0x0112, 1))
         oriented = ImageOps.exif_transpose(image)

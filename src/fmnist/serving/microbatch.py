@@ -1,10 +1,13 @@
 """Micro-batching: concurrent single-image predictions share one ONNX Runtime call.
 
 Requests for the same model queue up; the queue becomes one batch when ``max_size`` images are
-waiting, when ``max_wait_s`` has passed since the first, or as soon as no batch is running (so a
-lone request never waits for company: the wait only happens while the inference thread is
-busy, which is exactly when company arrives). Batches run on a worker thread, keeping the event
-loop free; a failure is passed to every caller of the batch.
+waiting, when ``max_wait_s`` has passed since the first, or, when no batch is running, at the
+end of the current event-loop turn (so a lone request never waits for company: the wait only
+happens while the inference thread is busy, which is exactly when company arrives). Batches run
+on a worker thread, keeping the event loop free, except a batch of at most ``inline_max`` images
+found while no batch runs: it runs on the loop itself, since handing a few images to a thread
+and back costs more than the model (measured in ``benchmarks/bench_http.py``). A failure is
+passed to every caller of the batch.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class _Queue:
     def __init__(self) -> None:
         self.images: list[UInt8Array] = []
         self.futures: list[asyncio.Future[Rows]] = []
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
 
 
 class MicroBatcher(Generic[K]):
@@ -47,15 +50,19 @@ class MicroBatcher(Generic[K]):
         *,
         max_size: int,
         max_wait_s: float,
+        inline_max: int = 0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        """``run_batch`` does the work; ``on_batch`` (optional) is told each batch's size."""
-        if max_size < 1 or max_wait_s < 0:
-            raise ValueError("max_size must be >= 1 and max_wait_s >= 0")
+        """``run_batch`` does the work; batches of at most ``inline_max`` images found while no
+        batch runs are run on the event loop (0: never); ``on_batch`` (optional) is told each
+        batch's size."""
+        if max_size < 1 or max_wait_s < 0 or inline_max < 0:
+            raise ValueError("max_size must be >= 1, max_wait_s and inline_max >= 0")
         self._run_batch = run_batch
         self._executor = executor
         self.max_size = max_size
         self.max_wait_s = max_wait_s
+        self.inline_max = inline_max
         self._on_batch = on_batch
         self._queues: dict[K, _Queue] = {}
         self._running = 0
@@ -70,10 +77,13 @@ class MicroBatcher(Generic[K]):
         future: asyncio.Future[Rows] = loop.create_future()
         queue.images.append(image)
         queue.futures.append(future)
-        if len(queue.images) >= self.max_size or self._running == 0:
+        if len(queue.images) >= self.max_size:
             self._flush(key)
         elif queue.timer is None:
-            queue.timer = loop.call_later(self.max_wait_s, self._flush, key)
+            if self._running:
+                queue.timer = loop.call_later(self.max_wait_s, self._flush, key)
+            else:  # idle: the arrivals of this event-loop turn join the batch
+                queue.timer = loop.call_soon(self._flush, key)
         return await future
 
     def _flush(self, key: K) -> None:
@@ -82,10 +92,28 @@ class MicroBatcher(Generic[K]):
             return
         if queue.timer is not None:
             queue.timer.cancel()
+        if self._running == 0 and len(queue.images) <= self.inline_max:
+            self._run_inline(key, queue)
+            return
         self._running += 1
         task = asyncio.get_running_loop().create_task(self._run(key, queue))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _run_inline(self, key: K, queue: _Queue) -> None:
+        """Run a small batch on the event loop (no thread hop)."""
+        if self._on_batch is not None:
+            self._on_batch(len(queue.images))
+        try:
+            logits, probabilities = self._run_batch(key, np.stack(queue.images))
+        except Exception as exc:  # every caller of the batch gets the failure
+            for future in queue.futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for i, future in enumerate(queue.futures):
+            if not future.done():
+                future.set_result((logits[i], probabilities[i]))
 
     async def _run(self, key: K, queue: _Queue) -> None:
         futures = queue.futures

@@ -142,6 +142,7 @@ class Predictor:
                 executor,
                 max_size=serving.microbatch_max_size,
                 max_wait_s=serving.microbatch_max_wait_ms / 1000.0,
+                inline_max=serving.microbatch_inline_max,
                 on_batch=metrics.batch_size.observe,
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import time
 import tracemalloc
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fmnist.errors import FmnistError, InvalidImageError
-from fmnist.imaging.decode import decode_image
+from fmnist.imaging.decode import decode_image, header_info
 from fmnist.imaging.preprocess import preprocess_bytes, preprocess_image
 from synthetic_images import MAX, encode, garment, is_light_on_dark, png_header_only
 
@@ -162,3 +163,33 @@ def test_invalid_image_error_is_a_pickleable_fmnist_error() -> None:
     assert isinstance(error, FmnistError) and error.exit_code == 2
     copy = pickle.loads(pickle.dumps(error))
     assert copy.kind == "too_large" and str(copy) == "image is too large"
+
+
+# --- the PNG header read without Pillow ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("L", {}),
+        ("RGB", {}),
+        ("LA", {}),
+        ("RGBA", {}),
+        ("P", {}),
+        ("1", {}),  # bit depth 1, colour type 0: left to Pillow
+        ("I;16", {}),  # 16-bit: left to Pillow
+        ("L", {"optimize": True}),
+    ],
+)
+def test_png_header_fast_path_agrees_with_pillow(mode: str, options: dict[str, object]) -> None:
+    data = encode(Image.new(mode, (37, 19)), "PNG", **options)
+    opened = Image.open(io.BytesIO(data))
+    assert header_info(data) == (37, 19, opened.mode)
+
+
+def test_png_exif_orientation_is_still_applied() -> None:
+    stored = Image.new("L", (40, 20), 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = encode(stored, "PNG", exif=exif)
+    assert decode_image(data, max_pixels=10**6).size == (20, 40)
