@@ -23,7 +23,10 @@ and the run is checked:
 Figures go to ``benchmarks/results/soak.json`` (``--results``) and, for a run with the default
 results file, into the generated "Soak" section of ``docs/security.md`` (``soak/report.py``).
 The exit status is 1 when a check failed; ``/v1/explain``'s own bar is reported, not gating
-(explanations are 1 % of the mix and not part of the serving bar).
+(explanations are 1 % of the mix and not part of the serving bar). With
+``--latency-reported-only`` the latency bars are reported beside the verdict without gating
+it: the CI soak checks robustness (failures, memory, the log, availability) on whatever
+machine runs it, while the latency targets are this benchmark's on a machine of record.
 """
 
 from __future__ import annotations
@@ -144,6 +147,14 @@ def logged_ids(env: dict[str, str], work: Path) -> list[str]:
 
 INFORMATIONAL = frozenset({"explain_p95_within_bar"})
 """Checks the soak reports without failing on them."""
+LATENCY_CHECKS = frozenset({"p95_within_serving_bar", "explain_p95_within_bar"})
+"""The checks against a latency bar (reported only with ``--latency-reported-only``)."""
+
+
+def gating_checks(checks: dict[str, bool], latency_reported_only: bool) -> dict[str, bool]:
+    """The checks that decide the exit status."""
+    informational = INFORMATIONAL | (LATENCY_CHECKS if latency_reported_only else frozenset())
+    return {name: ok for name, ok in checks.items() if name not in informational}
 
 
 def verdict(figures: dict[str, Any], rps: float) -> dict[str, bool]:
@@ -223,6 +234,11 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=default_photos_dir())
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument(
+        "--latency-reported-only",
+        action="store_true",
+        help="report the latency bars without failing on them (the CI soak)",
+    )
     args = parser.parse_args()
     if not FMNIST.is_file():
         print(f"error: console script not found at {FMNIST}", file=sys.stderr)
@@ -241,6 +257,7 @@ def main() -> int:
             "metrics, access log, durable prediction log); locust on the same machine "
             "(127.0.0.1)",
             "mix": MIX,
+            "latency_reported_only": args.latency_reported_only,
         },
         "targets": {
             "p95_ms": LATENCY_BAR_MS,
@@ -275,7 +292,7 @@ def main() -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     # the issue's checks decide the exit status; explain's own bar is reported beside them
-    gating = {k: v for k, v in results["verdict"].items() if k not in INFORMATIONAL}
+    gating = gating_checks(results["verdict"], args.latency_reported_only)
     return 0 if all(gating.values()) else 1
 
 

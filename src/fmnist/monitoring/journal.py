@@ -24,11 +24,15 @@ it reached the file, the file is closed right away: its torn last frame ends it,
 reports that tail and skips it once the whole frames before it are moved (with a batch, those
 may include predictions of the failed request: a record without an answer, never an answer
 without a record). The next write opens a new file, so appends resume once space is back.
+:attr:`PredictionJournal.failing` says whether the last write failed, and
+:meth:`PredictionJournal.probe` checks whether one would go through now (the readiness probe's
+question while no prediction arrives to try).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -57,6 +61,8 @@ CLOSED_SUFFIX = ".closed.jnl"
 """A journal file its process has closed: nothing more will be written to it."""
 MOVER_LOCK = ".mover.lock"
 """The file whose ``flock`` the active mover of a journal folder holds."""
+PROBE_BYTES = 4096
+"""What :meth:`PredictionJournal.probe` writes: one page, as a journal write may need."""
 
 
 class JournalWriteError(MonitoringError):
@@ -178,6 +184,8 @@ class PredictionJournal:
         self.path: Path | None = None
         self._written = 0
         self._mover: subprocess.Popen[bytes] | None = None
+        self.failing = False
+        """Whether the last write (or probe) failed."""
 
     def _open(self) -> int:
         """A new journal file (called with ``_lock`` held)."""
@@ -208,7 +216,35 @@ class PredictionJournal:
                         self._mover = self._spawn_mover()
                 self._append(frames)
             except OSError as exc:
+                self.failing = True
                 raise JournalWriteError(exc) from exc
+            self.failing = False
+
+    def probe(self) -> bool:
+        """Whether a write would go through now: ``True`` while the last one did; else a page
+        written to (and removed from) a probe file beside the journal decides, and clears
+        :attr:`failing` when it goes through."""
+        if not self.failing:
+            return True
+        probe = self.folder / f".probe-{os.getpid()}"
+        with self._lock:
+            try:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    if os.write(fd, b"\0" * PROBE_BYTES) < PROBE_BYTES:
+                        raise OSError(errno.ENOSPC, "short write")
+                    if self.sync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                logger.debug("journal probe failed: %s", exc)
+                return False
+            finally:
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+            self.failing = False
+            return True
 
     def _append(self, frames: bytes) -> None:
         """Write ``frames`` at the end of the open file (``_lock`` held). A failure after part

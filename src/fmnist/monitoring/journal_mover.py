@@ -5,6 +5,11 @@ server process). Every ``--interval`` seconds it moves new journal frames into t
 (:class:`~fmnist.monitoring.journal.JournalMover`). Only the holder of the folder's mover lock
 moves; the others wait as standbys and take over when it goes. It makes a last pass and exits
 on SIGTERM (its server's shutdown), or when the process that started it (``--parent``) is gone.
+
+A pass that fails (the log's disk is full or read-only, its file is locked) leaves the frames in
+the journal; the mover retries with a growing pause (up to :data:`MAX_RETRY_DELAY_S`) and logs
+the first failure with its traceback, then one line per :data:`REPORT_INTERVAL_S` with the
+count, then the recovery: a broken log does not flood the server's log five times a second.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import logging
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -23,6 +31,60 @@ from fmnist.monitoring.journal import MOVER_LOCK, JournalMover, journal_dir, pro
 from fmnist.monitoring.log_database import SYNCHRONOUS, FsyncPolicy, LogDatabase
 
 logger = logging.getLogger("fmnist.monitoring.journal_mover")
+
+MAX_RETRY_DELAY_S = 5.0
+"""The longest pause between passes while they fail."""
+REPORT_INTERVAL_S = 60.0
+"""While passes keep failing, one log line per this many seconds."""
+
+
+@dataclass
+class FailedPasses:
+    """Backoff and log throttling for passes that fail."""
+
+    interval_s: float
+    clock: Callable[[], float] = time.monotonic
+    count: int = 0
+    _next_report: float = field(default=float("-inf"), repr=False)
+    _unreported: int = field(default=0, repr=False)
+
+    def failed(self, error: Exception) -> None:
+        """Count a failed pass; log it now and then (the first with its traceback)."""
+        self.count += 1
+        self._unreported += 1
+        now = self.clock()
+        if now < self._next_report:
+            return
+        self._next_report = now + REPORT_INTERVAL_S
+        if self.count == 1:
+            logger.error(
+                "moving prediction journal frames into the log failed (the frames stay in "
+                "the journal; retrying)",
+                exc_info=error,
+            )
+        else:
+            logger.error(
+                "moving prediction journal frames into the log still fails: %s (%d failed "
+                "passes since the last report, %d in all)",
+                error,
+                self._unreported,
+                self.count,
+            )
+        self._unreported = 0
+
+    def succeeded(self) -> None:
+        """A pass went through: log the recovery after failures, reset."""
+        if self.count:
+            logger.warning(
+                "moving prediction journal frames resumed after %d failed passes", self.count
+            )
+        self.count, self._unreported, self._next_report = 0, 0, float("-inf")
+
+    def delay(self) -> float:
+        """The pause before the next pass: the interval, doubled per failure, capped."""
+        if not self.count:
+            return self.interval_s
+        return min(MAX_RETRY_DELAY_S, self.interval_s * 2.0 ** min(self.count, 30))
 
 
 def _try_lock(fd: int) -> bool:
@@ -53,6 +115,7 @@ def run(
     mover = JournalMover(db, folder)
     lock_fd = os.open(folder / MOVER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     active, moved = False, 0
+    failures = FailedPasses(interval_s)
     try:
         while True:
             finishing = stop.is_set() or (parent_pid is not None and not process_alive(parent_pid))
@@ -60,11 +123,13 @@ def run(
             if active:
                 try:
                     moved += mover.move()
-                except Exception:  # the frames stay in the journal: the next pass retries
-                    logger.exception("moving prediction journal frames into the log failed")
+                except Exception as exc:  # the frames stay in the journal: the next pass retries
+                    failures.failed(exc)
+                else:
+                    failures.succeeded()
             if finishing:
                 return moved
-            stop.wait(interval_s)
+            stop.wait(failures.delay())
     finally:
         os.close(lock_fd)  # releases the lock: a standby takes over
         db.close()

@@ -555,10 +555,19 @@ def create_app(services: Services, store: ModelStore | None = None) -> FastAPI:
         responses=problem_responses(503),
     )
     async def readyz() -> Response:
-        """200 once the default model is loaded, else a 503 problem."""
+        """200 once the default model is loaded and, under ``monitoring.log_failure:
+        fail_closed``, while the prediction log can be written; else a 503 problem."""
         default = store.default
         if default is None:
             raise ProblemError(503, "the default model is not loaded", slug="not-ready")
+        if settings.monitoring.log_failure == "fail_closed" and not recorder.accepting():
+            raise ProblemError(
+                503,
+                "the prediction log cannot be written, so predictions are refused "
+                "(monitoring.log_failure: fail_closed)",
+                slug="log-unavailable",
+                title="Prediction log unavailable",
+            )
         return _json(
             {"status": "ready", "model_name": default.name, "model_version": default.version}
         )

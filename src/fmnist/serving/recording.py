@@ -76,6 +76,11 @@ class PredictionRecorder:
             PredictionJournal(log, move_interval_s=move_interval_s) if log is not None else None
         )
 
+    def accepting(self) -> bool:
+        """Whether a record would be written now (always, with the log off); see
+        :meth:`~fmnist.monitoring.journal.PredictionJournal.probe`."""
+        return self.journal is None or self.journal.probe()
+
     def close(self) -> None:
         """Close the journal and let the mover move the rest into the log (the app's
         shutdown)."""

@@ -377,13 +377,18 @@ def test_a_full_log_disk_answers_by_policy_and_logging_resumes_without_restart(
             assert int(refused.headers["retry-after"]) > 0
             assert errors == during.count(503)
             assert metric(http, "fmnist_prediction_log_unlogged_predictions_total") == 0
+            unready = http.get("/readyz")  # drained: the probe cannot write either
+            assert unready.status_code == 503, unready.text
+            assert unready.json()["type"] == "urn:fmnist:problem:log-unavailable"
         else:
             assert during == [200] * 20  # answered, counted as unlogged
             assert errors >= 1
             assert metric(http, "fmnist_prediction_log_unlogged_predictions_total") == errors
             assert "prediction log write failed" in serving_log.text
+            assert http.get("/readyz").status_code == 200  # answering, unlogged, by policy
         assert_no_torn_frame_in_front(journals)
         filler.unlink()  # space is back: no restart
+        assert http.get("/readyz").status_code == 200  # ready again before any prediction
         assert predict(10, "after") == [200] * 10
         served_version(http)
         assert metric(http, "fmnist_prediction_log_write_errors_total") == errors

@@ -20,6 +20,7 @@ from fmnist.monitoring import log_schema as schema
 from fmnist.monitoring.journal import (
     CLOSED_SUFFIX,
     MOVER_LOCK,
+    PROBE_BYTES,
     JournalMover,
     JournalWriteError,
     PredictionJournal,
@@ -241,3 +242,26 @@ def test_a_write_into_a_full_disk_leaves_no_torn_frame_in_front_of_later_ones(
     journal.close()
     replay_journals(log)
     assert journal_files(log) == []
+
+
+def test_the_probe_tells_whether_a_failing_journal_could_write_again(
+    log: PredictionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = PredictionJournal(log, start_mover=False)
+    written = records(3)
+    journal.append(written[:1])
+    assert not journal.failing and journal.probe()
+    disk = DiskFills(room=0)
+    monkeypatch.setattr(journal_module, "os", disk)
+    with pytest.raises(JournalWriteError):
+        journal.append(written[1:2])
+    assert journal.failing
+    disk.room = PROBE_BYTES - 1  # a page does not fit: a short write is a failure
+    assert not journal.probe() and journal.failing
+    disk.room = 10**9  # space is back: the probe says so before any record is written
+    assert journal.probe() and not journal.failing
+    assert [p.name for p in journal.folder.iterdir() if p.name.startswith(".probe")] == []
+    journal.append(written[2:])
+    journal.close()
+    replay_journals(log)
+    assert [r.request_id for r in log.window()] == [written[0].request_id, written[2].request_id]
