@@ -1,9 +1,14 @@
 """``fmnist serve``: run the online inference service under uvicorn.
 
-One worker (the default) runs the app in this process. With ``--workers N`` (N > 1) this process
-creates the listening socket itself and hands it to uvicorn's multiprocess supervisor, whose
-workers build the app from the settings passed in :data:`~fmnist.serving.app.SETTINGS_ENV`.
-The socket is created with ``IPPROTO_TCP`` so that asyncio applies ``TCP_NODELAY`` to accepted
+One worker (the default) runs the app in this process. With ``--workers N`` (N > 1) uvicorn's
+multiprocess supervisor runs N worker processes, which build the app from the settings passed
+in :data:`~fmnist.serving.app.SETTINGS_ENV`, and each listens on a socket of its own
+(:class:`WorkerListener`, ``SO_REUSEPORT``): the kernel spreads new connections over the
+workers. One socket shared by every worker (uvicorn's way) left one worker with every
+connection of a burst, since an asyncio loop accepts all the connections that are waiting when
+it wakes up: two workers under 32 keep-alive connections served at the rate of one.
+
+Sockets are created with ``IPPROTO_TCP`` so that asyncio applies ``TCP_NODELAY`` to accepted
 connections: uvicorn's own multi-worker socket (protocol 0) does not get it, and Nagle's
 algorithm meeting delayed ACKs then adds about 44 ms to every keep-alive request.
 """
@@ -44,15 +49,57 @@ def log_config(level: str, log_format: str = "text", project: str | None = None)
     }
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket whose accepted connections get ``TCP_NODELAY`` (see module doc)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+def _tcp_socket(family: int, cls: type[socket.socket] = socket.socket) -> socket.socket:
+    """A TCP socket whose accepted connections get ``TCP_NODELAY`` (see the module doc)."""
+    sock = cls(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket whose accepted connections get ``TCP_NODELAY`` (see module doc)."""
+    sock = _tcp_socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
+
+
+def worker_socket(family: int, host: str, port: int) -> socket.socket:
+    """A worker's own socket on ``host:port``, beside its siblings' (``SO_REUSEPORT``)."""
+    sock = _tcp_socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class WorkerListener(socket.socket):
+    """The address the workers of ``fmnist serve --workers N`` listen on.
+
+    In the supervisor it is bound with ``SO_REUSEPORT`` but never listens, so it receives no
+    connection: it holds the port (a free port when ``port`` is 0) and proves the address
+    usable before any worker starts. Sent to a worker process (uvicorn's supervisor pickles the
+    sockets it passes), it arrives as a new socket of that worker bound to the same address
+    (:func:`worker_socket`), which the worker's server listens on. A worker that stops
+    resets the connections still waiting in its own queue (the price of ``SO_REUSEPORT``).
+    """
+
+    @classmethod
+    def bind_free(cls, host: str, port: int) -> WorkerListener:
+        """The listener of ``host:port``; ``OSError`` when something already listens there."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with listening_socket(host, port) as probe:  # no SO_REUSEPORT: a listener refuses it
+            port = probe.getsockname()[1]
+        sock = _tcp_socket(family, cls)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        assert isinstance(sock, WorkerListener)
+        return sock
+
+    def __reduce__(self) -> tuple[Any, tuple[int, str, int]]:
+        """Pickled for a worker: a new socket bound to the same address."""
+        host, port = self.getsockname()[:2]
+        return (worker_socket, (int(self.family), host, port))
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -88,8 +135,8 @@ def serve_command(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Server processes (default serving.workers, 1); they share one listening "
-            "socket created here with TCP_NODELAY."
+            help="Server processes (default serving.workers, 1); each listens on its own "
+            "socket (SO_REUSEPORT, TCP_NODELAY), so the kernel spreads connections over them."
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -161,7 +208,7 @@ def serve_command(
 
     os.environ[SETTINGS_ENV] = settings_json_with_secrets(settings)
     store.close()  # each worker loads its own copy (from the local model cache)
-    sock = listening_socket(serving.host, serving.port)
+    sock = WorkerListener.bind_free(serving.host, serving.port)
     config = uvicorn.Config(
         "fmnist.asgi:create_app_from_env",
         factory=True,

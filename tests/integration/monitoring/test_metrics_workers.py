@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -163,6 +164,28 @@ def _post(base: str, path: str, body: dict[str, object]) -> int:
     return len(response.json()["predictions"])
 
 
+BURST_CONNECTIONS = 32
+BURST_REQUESTS = 3
+
+
+def _keep_alive_burst(base: str, rng: np.random.Generator) -> int:
+    """:data:`BURST_CONNECTIONS` keep-alive connections opened at once, each sending
+    :data:`BURST_REQUESTS` predictions; returns the predictions."""
+    barrier = threading.Barrier(BURST_CONNECTIONS)
+    images = rng.integers(0, 256, size=(BURST_CONNECTIONS, 784)).tolist()
+
+    def one_connection(image: list[int]) -> int:
+        with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
+            barrier.wait(timeout=60)
+            for _ in range(BURST_REQUESTS):
+                response = http.post("/v1/predict", json={"instances": [image]})
+                assert response.status_code == 200, response.text
+        return BURST_REQUESTS
+
+    with ThreadPoolExecutor(BURST_CONNECTIONS) as pool:
+        return sum(pool.map(one_connection, images))
+
+
 def _check_totals(samples: Samples, singles: int, batches: int, predictions: int) -> None:
     """Every count equals what was sent, and the histograms add up."""
     ok = {"method": "POST", "status": "200"}
@@ -215,7 +238,12 @@ def test_two_workers_export_exact_totals(
         assert folder.stat().st_mode & 0o777 == 0o700
 
         rng = np.random.default_rng(0)
-        singles = batches = predictions = 0
+        singles = _keep_alive_burst(base, rng)
+        workers = _per_worker_counts(folder, "fmnist_predictions_total")
+        # each worker listens on its own socket (SO_REUSEPORT): the kernel spreads a burst of
+        # connections over them, where one shared socket let one worker accept them all
+        assert len(workers) == 2 and min(workers.values()) >= 0.15 * singles, workers
+        batches, predictions = 0, singles
         with ThreadPoolExecutor(4) as pool:
             for _ in range(10):  # rounds until both workers have answered predictions
                 images = rng.integers(0, 256, size=(22, 784)).tolist()
