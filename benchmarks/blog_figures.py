@@ -103,7 +103,10 @@ def http() -> list[str]:
     t, f, v = h["targets"], h["fixed_rate"], h["verdict"]
     peaks = {p["connections"]: p for p in h["peak"]}
     mb, log = h["microbatching"], h["prediction_log"]
-    best = max(h["peak"] + [mb["on"]] + h["two_workers"], key=lambda p: p["rps"])
+    rows = h["peak"] + [mb["on"]] + h["two_workers"]
+    within = [p for p in rows if p["p95_ms"] < t["throughput_p95_ms"]]
+    best = max(within or rows, key=lambda p: p["rps"])
+    met = v["throughput_ok"] or v.get("two_workers_throughput_ok", False)
     lines = [
         "| load | requests/s | p50 | p95 | target | met |",
         "|---|---:|---:|---:|---|---|",
@@ -131,8 +134,9 @@ def http() -> list[str]:
     lines += [
         f"| **the throughput target** | {t['throughput_rps']:,.0f} | | p95 "
         f"{t['throughput_p95_ms']:g} ms | {t['throughput_rps']:,.0f} requests/s at p95 "
-        f"{t['throughput_p95_ms']:g} ms | {'yes' if v['throughput_ok'] else 'no'} (best: "
-        f"{best['rps']:,.0f}) |",
+        f"{t['throughput_p95_ms']:g} ms | {'yes' if met else 'no'} (best"
+        f"{' within the p95 bar' if within else ''}: {best['rps']:,.0f}, p95 "
+        f"{_ms(best['p95_ms'])}) |",
         "",
         f"Micro-batching at {mb['connections']} connections: {mb['on_over_off_rps']:.2f}x the "
         f"requests/s of one request per model call. The durable prediction log costs "

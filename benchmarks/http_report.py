@@ -32,6 +32,13 @@ def _connections(n: int) -> str:
     return f"{n} connection" if n == 1 else f"{n} connections"
 
 
+def headline_peak(rows: list[dict[str, Any]], targets: dict[str, Any]) -> dict[str, Any]:
+    """The peak row to quote against the throughput target: the fastest within its p95 bar,
+    else the fastest."""
+    within = [r for r in rows if r["p95_ms"] < targets["throughput_p95_ms"]]
+    return max(within or rows, key=lambda r: r["rps"])
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -70,8 +77,8 @@ def render_section(results: dict[str, Any]) -> str:
         _row(f"2 workers, log on: peak, {_connections(r['connections'])}", r)
         for r in results["two_workers"]
     ]
-    best = max(results["peak"], key=lambda r: r["rps"])
-    best_two = max(results["two_workers"], key=lambda r: r["rps"])
+    best = headline_peak(results["peak"], targets)
+    best_two = headline_peak(results["two_workers"], targets)
     cpu = log["cpu_ms_per_request"]
     lines += [
         "",
@@ -100,9 +107,11 @@ def render_section(results: dict[str, Any]) -> str:
         "**Cost contract** (log on): p95 at the fixed rate "
         f"{fixed['p95_ms']:.2f} ms (target <= {targets['fixed_rate_p95_ms']} ms: "
         f"{_met(verdict['fixed_rate_p95_ok'])}); best peak, one worker, {best['rps']:,.0f} "
-        f"requests/s at p95 {best['p95_ms']:.1f} ms, two workers {best_two['rps']:,.0f} at "
-        f"p95 {best_two['p95_ms']:.1f} ms (target >= {targets['throughput_rps']:,.0f} at p95 < "
-        f"{targets['throughput_p95_ms']:.0f} ms: one worker "
+        f"requests/s at p95 {best['p95_ms']:.1f} ms ({_connections(best['connections'])}), "
+        f"two workers {best_two['rps']:,.0f} at p95 {best_two['p95_ms']:.1f} ms "
+        f"({_connections(best_two['connections'])}) (target >= "
+        f"{targets['throughput_rps']:,.0f} at p95 < {targets['throughput_p95_ms']:.0f} ms: "
+        "one worker "
         f"{_met(verdict['throughput_ok'])}, two workers "
         f"{_met(verdict['two_workers_throughput_ok'])}).",
     ]

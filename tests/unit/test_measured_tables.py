@@ -344,3 +344,13 @@ def test_the_serving_section_shows_the_inline_phase_only_when_measured() -> None
     section = http_report.render_section(results)
     assert "| log on: peak, 1, lone requests on the inference thread |" in section
     assert "(2.00x)" in section and "against 3.50 ms per request" in section
+
+
+def test_the_cost_contract_quotes_the_fastest_peak_within_the_p95_bar() -> None:
+    http_report = figures.load("http_report.py")
+    targets = {"throughput_p95_ms": 20.0}
+    within = {"rps": 2023.0, "p95_ms": 13.1, "connections": 16}
+    over = {"rps": 2078.0, "p95_ms": 23.4, "connections": 32}
+    slow = {"rps": 1891.0, "p95_ms": 7.5, "connections": 8}
+    assert http_report.headline_peak([slow, within, over], targets) is within
+    assert http_report.headline_peak([over], targets) is over  # none within: the fastest
