@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging.config
 import os
 import socket
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -73,6 +74,20 @@ def worker_socket(family: int, host: str, port: int) -> socket.socket:
     return sock
 
 
+MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+"""Linux 5.14+: 1 moves the connections queued at a closing ``SO_REUSEPORT`` socket to a
+sibling."""
+
+
+def requests_migrate_between_workers(sysctl: Path = MIGRATE_REQ) -> bool:
+    """Whether the kernel hands the connections queued at a stopping worker to another one
+    (``True`` where that cannot be read: nothing to advise)."""
+    try:
+        return sysctl.read_text().strip() != "0"
+    except OSError:
+        return True
+
+
 class WorkerListener(socket.socket):
     """The address the workers of ``fmnist serve --workers N`` listen on.
 
@@ -81,7 +96,8 @@ class WorkerListener(socket.socket):
     usable before any worker starts. Sent to a worker process (uvicorn's supervisor pickles the
     sockets it passes), it arrives as a new socket of that worker bound to the same address
     (:func:`worker_socket`), which the worker's server listens on. A worker that stops
-    resets the connections still waiting in its own queue (the price of ``SO_REUSEPORT``).
+    resets the connections still waiting in its own queue (the price of ``SO_REUSEPORT``),
+    unless ``net.ipv4.tcp_migrate_req`` is 1 (:func:`requests_migrate_between_workers`).
     """
 
     @classmethod
@@ -209,6 +225,11 @@ def serve_command(
     os.environ[SETTINGS_ENV] = settings_json_with_secrets(settings)
     store.close()  # each worker loads its own copy (from the local model cache)
     sock = WorkerListener.bind_free(serving.host, serving.port)
+    if not requests_migrate_between_workers():
+        logging.getLogger("fmnist.serving").info(
+            "net.ipv4.tcp_migrate_req is 0: connections still queued at a worker that stops "
+            "are reset rather than handed to another worker (set it to 1 to migrate them)"
+        )
     config = uvicorn.Config(
         "fmnist.asgi:create_app_from_env",
         factory=True,

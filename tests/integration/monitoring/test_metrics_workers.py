@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -186,6 +187,23 @@ def _keep_alive_burst(base: str, rng: np.random.Generator) -> int:
         return sum(pool.map(one_connection, images))
 
 
+def _scrape_after_a_kill(base: str, attempts: int = 5) -> str:
+    """``/metrics`` on a new connection, retried when the connection is reset: until the
+    killed worker's process has exited, its socket still takes its share of new connections,
+    which are reset when it closes (unless ``net.ipv4.tcp_migrate_req`` is 1, see
+    ``docs/serving.md#several-workers``)."""
+    for attempt in range(attempts):
+        try:
+            return httpx.get(
+                f"{base}/metrics", headers={"Connection": "close"}, trust_env=False
+            ).text
+        except httpx.TransportError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 def _check_totals(samples: Samples, singles: int, batches: int, predictions: int) -> None:
     """Every count equals what was sent, and the histograms add up."""
     ok = {"method": "POST", "status": "200"}
@@ -284,9 +302,7 @@ def test_two_workers_export_exact_totals(
         assert (folder / f"gauge_livemostrecent_{victim}.db").is_file()
         os.kill(victim, signal.SIGKILL)
         for _ in range(3):  # the survivor answers with the victim's counts and without its gauges
-            text = httpx.get(
-                f"{base}/metrics", headers={"Connection": "close"}, trust_env=False
-            ).text
+            text = _scrape_after_a_kill(base)
             _check_totals(exposition_samples(text), singles, batches, predictions)
         assert not (folder / f"gauge_livemostrecent_{victim}.db").exists()
         assert (folder / f"counter_{victim}.db").is_file()

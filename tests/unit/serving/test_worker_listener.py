@@ -7,10 +7,15 @@ import io
 import pickle
 import socket
 from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 
 import pytest
 
-from fmnist.serving.cli import WorkerListener, listening_socket
+from fmnist.serving.cli import (
+    WorkerListener,
+    listening_socket,
+    requests_migrate_between_workers,
+)
 
 
 def sent_to_a_worker(sock: socket.socket) -> socket.socket:
@@ -54,3 +59,12 @@ def test_a_port_something_listens_on_is_refused(other: str) -> None:
         with pytest.raises(OSError) as refused:
             WorkerListener.bind_free("127.0.0.1", port)
         assert refused.value.errno == errno.EADDRINUSE
+
+
+def test_the_migrate_req_sysctl_is_read_where_it_exists(tmp_path: Path) -> None:
+    sysctl = tmp_path / "tcp_migrate_req"
+    sysctl.write_text("0\n")
+    assert not requests_migrate_between_workers(sysctl)
+    sysctl.write_text("1\n")
+    assert requests_migrate_between_workers(sysctl)
+    assert requests_migrate_between_workers(tmp_path / "absent")  # older kernel: no advice
